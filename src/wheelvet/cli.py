@@ -1,0 +1,218 @@
+"""The command line: a thin layer over audit and the renderers.
+
+Exit codes: 0 success; 1 a wheel fails the policy asked for (or, as in
+auditwheel, ``show`` was given a wheel that is not a platform wheel); 2 usage
+error; 3 invalid input.  Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
+
+from . import __version__
+from .audit import AuditOptions, WheelAudit, audit_wheel
+from .errors import UsageError, WheelvetError
+from .report import render_json, render_text
+
+EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_audit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--disable-isa-ext-check", dest="disable_isa_ext_check", action="store_true",
+                   help="do not check for instruction-set extensions beyond the architecture's baseline")
+    p.add_argument("--allow-pure-python-wheel", dest="allow_pure_python_wheel", action="store_true",
+                   help="accept a pure Python wheel instead of failing on it")
+    p.add_argument("--ldpaths", dest="ldpaths", metavar="DIRS", default=None,
+                   help="colon-separated directories to search instead of the system's "
+                        "(AUDITWHEEL_LD_LIBRARY_PATH is still added)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wheelvet", description="Audit and repair Linux binary wheels (manylinux / musllinux).")
+    parser.add_argument("-V", "--version", action="version", version=f"wheelvet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    show = sub.add_parser("show", help="audit wheels: the tags they meet and what holds them back")
+    show.add_argument("wheels", nargs="+", metavar="WHEEL_FILE")
+    show.add_argument("--json", action="store_true", help="print auditwheel-compatible JSON (one object, or an array for several wheels)")
+    _add_audit_options(show)
+
+    check = sub.add_parser("check", help="exit 1 unless every wheel meets its own tags (or --plat)")
+    check.add_argument("wheels", nargs="+", metavar="WHEEL_FILE")
+    check.add_argument("--plat", metavar="POLICY", default=None,
+                       help="the policy each wheel must meet (e.g. manylinux_2_17_x86_64, manylinux2014); "
+                            "by default every platform tag in the wheel's own file name")
+    check.add_argument("--json", action="store_true", help="also print the JSON report")
+    _add_audit_options(check)
+    return parser
+
+
+def _options(args: argparse.Namespace, environ: dict) -> AuditOptions:
+    return AuditOptions(
+        ldpaths=args.ldpaths,
+        environ=environ,
+        disable_isa_ext_check=args.disable_isa_ext_check,
+        allow_pure_python_wheel=args.allow_pure_python_wheel,
+    )
+
+
+def _audit_one(job: tuple[str, AuditOptions]) -> tuple[WheelAudit | None, str | None, int]:
+    """Audit one wheel; errors come back as data (they cross processes)."""
+    path, options = job
+    try:
+        return audit_wheel(path, options), None, EXIT_OK
+    except WheelvetError as exc:
+        return None, str(exc), exc.exit_code
+
+
+def _audit_all(paths: Sequence[str], options: AuditOptions) -> list[tuple[WheelAudit | None, str | None, int]]:
+    jobs = [(p, options) for p in paths]
+    if len(paths) > 1 and (os.cpu_count() or 1) > 1:
+        # One wheel per core; each wheel is then read in a single process.
+        single = AuditOptions(**{**options.__dict__, "jobs": 1})
+        with ProcessPoolExecutor(max_workers=min(2, len(paths))) as pool:
+            return list(pool.map(_audit_one, [(p, single) for p in paths]))
+    return [_audit_one(j) for j in jobs]
+
+
+def _error_audit(path: str, message: str) -> WheelAudit:
+    return WheelAudit(wheel=os.path.basename(path), path=path, pure=False, error=message)
+
+
+def cmd_show(args: argparse.Namespace, environ: dict) -> int:
+    results = _audit_all(args.wheels, _options(args, environ))
+    status = EXIT_OK
+    audits = []
+    for path, (audit, error, code) in zip(args.wheels, results):
+        if error is not None:
+            print(f"wheelvet: error: {error}", file=sys.stderr)
+            status = max(status, code)
+            audits.append(_error_audit(path, error))
+            continue
+        audits.append(audit)
+        if audit.error is not None:
+            status = max(status, EXIT_POLICY)
+    if args.json:
+        print(render_json(audits))
+    else:
+        shown = [a for a, (_x, err, _c) in zip(audits, results) if err is None]
+        if shown:
+            sys.stdout.write(render_text(shown))
+    return status
+
+
+def cmd_check(args: argparse.Namespace, environ: dict) -> int:
+    results = _audit_all(args.wheels, _options(args, environ))
+    status = EXIT_OK
+    audits = []
+    for path, (audit, error, code) in zip(args.wheels, results):
+        if error is not None:
+            print(f"wheelvet: error: {error}", file=sys.stderr)
+            status = max(status, code)
+            audits.append(_error_audit(path, error))
+            continue
+        audits.append(audit)
+        ok, lines = _check_one(audit, args.plat)
+        for line in lines:
+            print(line)
+        if not ok:
+            status = max(status, EXIT_POLICY)
+    if args.json:
+        print(render_json(audits))
+    return status
+
+
+def _check_one(a: WheelAudit, plat: str | None) -> tuple[bool, list[str]]:
+    if a.error is not None:
+        return False, [f"FAIL {a.wheel}: {a.error}"]
+    if a.pure:
+        return True, [f"ok   {a.wheel}: pure Python wheel"]
+    wanted = [plat] if plat else list(a.platforms)
+    if plat and a.arch and not plat.endswith("_" + a.arch) and not plat.startswith("linux"):
+        wanted = [f"{plat}_{a.arch}"]
+    lines, ok = [], True
+    for tag in wanted:
+        met = a.meets(tag)
+        if met is None:
+            if plat:
+                raise UsageError(f"--plat {plat}: not a policy for this {a.libc} {a.arch} wheel ({a.wheel})")
+            ok = False
+            lines.append(f"FAIL {a.wheel}: its tag {tag} names no policy for what it contains ({a.libc}, {a.arch})")
+        elif met:
+            lines.append(f"ok   {a.wheel}: meets {tag}")
+        else:
+            ok = False
+            lines.append(f"FAIL {a.wheel}: claims {tag} but meets only {a.overall_tag}")
+            lines += ["  " + line for line in _reasons(a, tag)]
+    return ok, lines
+
+
+def _reasons(a: WheelAudit, tag: str) -> list[str]:
+    """Why the wheel falls short of ``tag``, naming files and symbols."""
+    from .policy import load_policies
+
+    pset = load_policies(a.libc or "glibc", a.arch or "", all_musl=True)
+    target = pset.get(tag)
+    out = []
+    for gap in a.gaps:
+        p = pset.get(gap.policy)
+        if target is None or p is None or p.priority != target.priority:
+            continue
+        for lib in gap.libs_to_eliminate:
+            path = dict(a.external_libs).get(lib)
+            out.append(f"external library {lib} ({path or 'not found'}): graft it with `wheelvet repair`")
+        for u in gap.too_recent_symbols:
+            syms = ", ".join(u.symbols[:8]) + (" ..." if len(u.symbols) > 8 else "")
+            out.append(f"{u.file}: {u.version} from {u.library} is too recent ({syms or 'no symbol'})")
+        for lib, names in gap.blacklisted_symbols:
+            out.append(f"blacklisted symbols from {lib}: {', '.join(names)}")
+        for f in gap.isa_files:
+            out.append(f"{f}: needs instructions beyond the {a.arch} baseline")
+    if a.pyfpe:
+        out.append("uses PyFPE_jbuf")
+    if a.ucs2:
+        out.append("built for a UCS2 Python")
+    for f in a.findings:
+        if f.severity == "error" and f.code in ("elf-in-purelib", "links-libpython", "library-not-found"):
+            out.append(f.message)
+    return out
+
+
+def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = dict(os.environ if environ is None else environ)
+    try:
+        if args.command == "show":
+            return cmd_show(args, env)
+        if args.command == "check":
+            return cmd_check(args, env)
+        parser.error(f"unknown command {args.command}")
+    except WheelvetError as exc:
+        print(f"wheelvet: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wheelvet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+        if env.get("WHEELVET_DEBUG"):
+            raise
+        print(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it (WHEELVET_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

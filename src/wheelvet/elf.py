@@ -1,0 +1,606 @@
+"""ELF facts: one pass over a file gives one frozen :class:`ElfFacts`.
+
+The reader works from the *program headers* and the dynamic segment (what the
+dynamic loader itself reads), not from section headers.  That lets it read an
+ELF member of a wheel as a deflate stream, keep only the byte ranges it needs
+and stop inflating as soon as it has them: the dynamic tables (``.dynsym``,
+``.dynstr``, ``.gnu.version``, ``.gnu.version_r``) sit near the start of a
+file, ``.dynamic`` after the code, and the (often huge) symbol tables and debug
+sections at the end are never inflated.  Everything is plain ``struct`` over
+bytes; nothing from a parsing library leaks out.
+
+Every offset, size and count read from the file is checked against the file
+before it is used: a hostile file gives :class:`InvalidElf`, never an
+``IndexError`` or an endless loop.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from .errors import InvalidElf
+
+ELF_MAGIC = b"\x7fELF"
+
+# e_machine values (ELF gABI) of the architectures the policies know.
+EM_386 = 3
+EM_PPC64 = 21
+EM_S390 = 22
+EM_ARM = 40
+EM_X86_64 = 62
+EM_AARCH64 = 183
+EM_RISCV = 243
+EM_LOONGARCH = 258
+
+# (e_machine, ELF class, little endian) -> baseline architecture name.
+_ARCHITECTURES = {
+    (EM_386, 32, True): "i686",
+    (EM_X86_64, 64, True): "x86_64",
+    (EM_PPC64, 64, True): "ppc64le",
+    (EM_PPC64, 64, False): "ppc64",
+    (EM_RISCV, 64, True): "riscv64",
+    (EM_AARCH64, 64, True): "aarch64",
+    (EM_S390, 64, False): "s390x",
+    (EM_ARM, 32, True): "armv7l",
+    (EM_LOONGARCH, 64, True): "loongarch64",
+}
+
+# ARM e_flags: the EABI version and the hard-float ABI flag (armv7l wheels
+# must be EABI5, hard float).
+EF_ARM_EABIMASK = 0xFF000000
+EF_ARM_EABI_VER5 = 0x05000000
+EF_ARM_ABI_FLOAT_HARD = 0x00000400
+
+PT_LOAD = 1
+PT_DYNAMIC = 2
+PT_INTERP = 3
+PT_NOTE = 4
+PT_GNU_PROPERTY = 0x6474E553
+PF_X = 1
+
+DT_NULL = 0
+DT_NEEDED = 1
+DT_HASH = 4
+DT_STRTAB = 5
+DT_SYMTAB = 6
+DT_STRSZ = 10
+DT_SYMENT = 11
+DT_SONAME = 14
+DT_RPATH = 15
+DT_RUNPATH = 29
+DT_GNU_HASH = 0x6FFFFEF5
+DT_VERSYM = 0x6FFFFFF0
+DT_VERNEED = 0x6FFFFFFE
+DT_VERNEEDNUM = 0x6FFFFFFF
+
+NT_GNU_PROPERTY_TYPE_0 = 5
+GNU_PROPERTY_X86_ISA_1_NEEDED = 0xC0008002
+
+STB_WEAK = 2
+STT_NOTYPE = 0
+STT_FUNC = 2
+SHN_UNDEF = 0
+
+# Limits that keep a hostile file from making us allocate or loop without end.
+MAX_PHNUM = 0xFFFF
+MAX_DYNAMIC_ENTRIES = 1 << 20
+MAX_SYMBOLS = 1 << 24
+MAX_VERNEED = 1 << 16
+
+# Only these defined functions matter (Python extension module init functions);
+# keeping just them spares one string per exported symbol.
+_INIT_PREFIXES = (b"PyInit_", b"init", b"_cffi_pypyinit_")
+
+
+@dataclass(frozen=True)
+class ImportedSymbol:
+    """An undefined dynamic symbol: what the file needs from elsewhere."""
+
+    name: str
+    version: str | None  # e.g. "GLIBC_2.29"; None when unversioned
+    library: str | None  # the file the version is needed from (vn_file)
+    weak: bool
+    kind: int  # STT_* type
+
+
+@dataclass(frozen=True)
+class VersionNeed:
+    """One ``Elf_Verneed`` entry: versions needed from one library file."""
+
+    library: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    """Everything wheelvet needs to know about one ELF file."""
+
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: int
+    osabi: int
+    elf_type: int
+    flags: int
+    arch: str | None  # baseline architecture, None when unknown/invalid
+    arch_error: str | None
+    isa_needed: int  # GNU_PROPERTY_X86_ISA_1_NEEDED bits (0 when absent)
+    interpreter: str | None
+    soname: str | None
+    needed: tuple[str, ...]
+    rpath: str | None  # raw DT_RPATH string
+    runpath: str | None  # raw DT_RUNPATH string
+    version_needs: tuple[VersionNeed, ...]
+    imports: tuple[ImportedSymbol, ...]
+    init_functions: frozenset[str]  # defined FUNC symbols named like module inits
+
+    @property
+    def isa_level(self) -> str | None:
+        """The x86-64 micro-architecture level the file needs, or None."""
+        bits = self.isa_needed & ~1
+        if not bits:
+            return None
+        if bits & 8:
+            return "x86_64_v4"
+        if bits & 4:
+            return "x86_64_v3"
+        if bits & 2:
+            return "x86_64_v2"
+        return "unknown"
+
+    def is_compatible(self, other: ElfFacts) -> bool:
+        """Whether the dynamic loader of this file could load ``other``."""
+        linuxish = {0, 3}  # ELFOSABI_NONE/SYSV and ELFOSABI_GNU/LINUX
+        return (
+            (self.osabi == other.osabi or {self.osabi, other.osabi} <= linuxish)
+            and self.elf_class == other.elf_class
+            and self.little_endian == other.little_endian
+            and self.machine == other.machine
+        )
+
+
+class _Missing(Exception):
+    """Raised when a byte range was not retained; the caller reads again."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(start, end)
+        self.start = start
+        self.end = end
+
+
+class _Bytes:
+    """Random access to the parts of a file that were kept.
+
+    ``prefix`` holds bytes ``[0, len(prefix))``; ``pieces`` more ranges.
+    """
+
+    def __init__(self, size: int, prefix: bytes | bytearray | mmap.mmap, pieces: dict[int, bytes] | None = None) -> None:
+        self.size = size
+        self.prefix = prefix
+        self.pieces = pieces or {}
+
+    def get(self, off: int, n: int) -> bytes:
+        if off < 0 or n < 0 or off + n > self.size:
+            raise InvalidElf(f"structure at offset {off:#x} (+{n}) lies past the end of the file ({self.size} bytes)")
+        if off + n <= len(self.prefix):
+            return self.prefix[off : off + n]
+        for start, data in self.pieces.items():
+            if start <= off and off + n <= start + len(data):
+                return data[off - start : off - start + n]
+        raise _Missing(off, off + n)
+
+
+def is_elf(head: bytes) -> bool:
+    return head[:4] == ELF_MAGIC
+
+
+# ---------------------------------------------------------------- parsing
+
+
+class _Layout:
+    """ELF header and program headers: what decides which bytes we need."""
+
+    def __init__(self, buf: _Bytes) -> None:
+        ident = buf.get(0, 16)
+        if ident[:4] != ELF_MAGIC:
+            raise InvalidElf("not an ELF file")
+        if ident[4] not in (1, 2):
+            raise InvalidElf(f"invalid ELF class {ident[4]}")
+        if ident[5] not in (1, 2):
+            raise InvalidElf(f"invalid ELF data encoding {ident[5]}")
+        self.elf_class = 32 if ident[4] == 1 else 64
+        self.little = ident[5] == 1
+        self.osabi = ident[7]
+        e = "<" if self.little else ">"
+        self.e = e
+        if self.elf_class == 64:
+            hdr = struct.unpack(e + "HHIQQQIHHHHHH", buf.get(16, 48))
+        else:
+            hdr = struct.unpack(e + "HHIIIIIHHHHHH", buf.get(16, 36))
+        (self.type, self.machine, _version, _entry, phoff, _shoff, self.flags,
+         _ehsize, phentsize, phnum, _shentsize, _shnum, _shstrndx) = hdr
+        self.word = 8 if self.elf_class == 64 else 4
+        self.phdrs: list[tuple[int, int, int, int, int, int]] = []
+        if phnum == 0:
+            return
+        need = 56 if self.elf_class == 64 else 32
+        if phentsize < need:
+            raise InvalidElf(f"program header entry size {phentsize} is too small")
+        if phoff + phnum * phentsize > buf.size:
+            raise InvalidElf(f"program headers ({phnum} at {phoff:#x}) lie past the end of the file")
+        raw = buf.get(phoff, phnum * phentsize)
+        for i in range(phnum):
+            ent = raw[i * phentsize : i * phentsize + need]
+            if self.elf_class == 64:
+                p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, _memsz, p_align = struct.unpack(e + "IIQQQQQQ", ent)
+            else:
+                p_type, p_offset, p_vaddr, _paddr, p_filesz, _memsz, p_flags, p_align = struct.unpack(e + "IIIIIIII", ent)
+            self.phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_align))
+
+    def segments(self, kind: int) -> Iterable[tuple[int, int, int, int, int, int]]:
+        return (p for p in self.phdrs if p[0] == kind)
+
+    def wanted_ranges(self) -> list[tuple[int, int]]:
+        """File ranges read directly from program headers."""
+        out = []
+        for p_type, _f, off, _v, size, _a in self.phdrs:
+            if p_type in (PT_INTERP, PT_DYNAMIC, PT_NOTE, PT_GNU_PROPERTY) and size:
+                out.append((off, off + size))
+        return out
+
+    def table_prefix_end(self, cap: int) -> int:
+        """How much of the file's start to keep while streaming.
+
+        The dynamic tables lie in the first loadable segment.  When that
+        segment is not executable (``-z separate-code``, the default on
+        x86-64 since binutils 2.31) it ends before the code, so keeping
+        it is enough; otherwise keep up to ``cap`` bytes and read again in the
+        rare case the tables lie further in.
+        """
+        loads = sorted(self.segments(PT_LOAD), key=lambda p: p[2])
+        if loads and not loads[0][1] & PF_X and any(p[1] & PF_X for p in loads[1:]):
+            return min(loads[0][2] + loads[0][4], cap)
+        return cap
+
+    def to_offset(self, vaddr: int, what: str) -> int:
+        for p_type, _f, off, va, size, _a in self.phdrs:
+            if p_type == PT_LOAD and va <= vaddr < va + size:
+                return vaddr - va + off
+        raise InvalidElf(f"{what} address {vaddr:#x} is not inside any loaded segment")
+
+
+def _cstr(table: bytes, off: int, what: str) -> str:
+    if not 0 <= off < len(table):
+        raise InvalidElf(f"{what}: string offset {off:#x} is outside the string table ({len(table)} bytes)")
+    end = table.find(b"\0", off)
+    if end < 0:
+        raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
+    return table[off:end].decode("utf-8", "surrogateescape")
+
+
+def _parse(buf: _Bytes) -> ElfFacts:
+    lay = _Layout(buf)
+    e = lay.e
+    arch = _ARCHITECTURES.get((lay.machine, lay.elf_class, lay.little))
+    arch_error = None if arch else f"unknown architecture (e_machine {lay.machine}, {lay.elf_class}-bit, {'little' if lay.little else 'big'} endian)"
+    if arch == "armv7l":
+        if lay.flags & EF_ARM_EABIMASK != EF_ARM_EABI_VER5:
+            arch, arch_error = None, "ARM file is not EABI version 5"
+        elif not lay.flags & EF_ARM_ABI_FLOAT_HARD:
+            arch, arch_error = None, "ARM file does not use the hard-float ABI"
+
+    interpreter = None
+    for _t, _f, off, _v, size, _a in lay.segments(PT_INTERP):
+        interpreter = buf.get(off, size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        break
+
+    isa = _read_isa(buf, lay) if lay.machine == EM_X86_64 else 0
+
+    dyn = [p for p in lay.segments(PT_DYNAMIC)]
+    if not dyn:
+        return ElfFacts(lay.elf_class, lay.little, lay.machine, lay.osabi, lay.type, lay.flags, arch, arch_error,
+                        isa, interpreter, None, (), None, None, (), (), frozenset())
+    _t, _f, doff, _v, dsize, _a = dyn[0]
+    entsize = 2 * lay.word
+    count = min(dsize // entsize, MAX_DYNAMIC_ENTRIES)
+    raw = buf.get(doff, count * entsize)
+    fmt = e + ("qQ" if lay.word == 8 else "iI")
+    tags: dict[int, int] = {}
+    needed_offs: list[int] = []
+    soname_off = rpath_off = runpath_off = None
+    for tag, val in struct.iter_unpack(fmt, raw):
+        if tag == DT_NULL:
+            break
+        if tag == DT_NEEDED:
+            needed_offs.append(val)
+        elif tag == DT_SONAME:
+            soname_off = val
+        elif tag == DT_RPATH:
+            rpath_off = val
+        elif tag == DT_RUNPATH:
+            runpath_off = val
+        else:
+            tags.setdefault(tag, val)
+
+    if DT_STRTAB not in tags:
+        if needed_offs or soname_off is not None:
+            raise InvalidElf("dynamic section has DT_NEEDED/DT_SONAME entries but no DT_STRTAB")
+        return ElfFacts(lay.elf_class, lay.little, lay.machine, lay.osabi, lay.type, lay.flags, arch, arch_error,
+                        isa, interpreter, None, (), None, None, (), (), frozenset())
+    stroff = lay.to_offset(tags[DT_STRTAB], "DT_STRTAB")
+    strsz = tags.get(DT_STRSZ, 0)
+    if strsz <= 0 or stroff + strsz > buf.size:
+        raise InvalidElf(f"dynamic string table ({strsz} bytes at {stroff:#x}) lies outside the file")
+    strtab = bytes(buf.get(stroff, strsz))
+
+    needed = tuple(_cstr(strtab, o, "DT_NEEDED") for o in needed_offs)
+    soname = _cstr(strtab, soname_off, "DT_SONAME") if soname_off is not None else None
+    rpath = _cstr(strtab, rpath_off, "DT_RPATH") if rpath_off is not None else None
+    runpath = _cstr(strtab, runpath_off, "DT_RUNPATH") if runpath_off is not None else None
+
+    # Version needs: index (vna_other) -> (version name, library file).
+    by_index: dict[int, tuple[str, str]] = {}
+    version_needs: list[VersionNeed] = []
+    if DT_VERNEED in tags:
+        off = lay.to_offset(tags[DT_VERNEED], "DT_VERNEED")
+        num = tags.get(DT_VERNEEDNUM, MAX_VERNEED)
+        seen: set[int] = set()
+        for _ in range(min(num, MAX_VERNEED)):
+            if off in seen:
+                raise InvalidElf("the vn_next chain of .gnu.version_r loops")
+            seen.add(off)
+            vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", buf.get(off, 16))
+            library = _cstr(strtab, vn_file, "vn_file")
+            versions = []
+            aoff = off + vn_aux
+            aseen: set[int] = set()
+            for _j in range(vn_cnt):
+                if aoff in aseen:
+                    raise InvalidElf("the vna_next chain of .gnu.version_r loops")
+                aseen.add(aoff)
+                _hash, _flags, other, vna_name, vna_next = struct.unpack(e + "IHHII", buf.get(aoff, 16))
+                name = _cstr(strtab, vna_name, "vna_name")
+                versions.append(name)
+                by_index[other & 0x7FFF] = (name, library)
+                if vna_next == 0:
+                    break
+                aoff += vna_next
+            version_needs.append(VersionNeed(library, tuple(versions)))
+            if vn_next == 0:
+                break
+            off += vn_next
+
+    imports: list[ImportedSymbol] = []
+    inits: set[str] = set()
+    if DT_SYMTAB in tags:
+        symoff = lay.to_offset(tags[DT_SYMTAB], "DT_SYMTAB")
+        syment = tags.get(DT_SYMENT, 24 if lay.word == 8 else 16)
+        if syment != (24 if lay.word == 8 else 16):
+            raise InvalidElf(f"unexpected symbol entry size {syment}")
+        nsyms = _count_symbols(buf, lay, tags, symoff, syment)
+        if nsyms > MAX_SYMBOLS or symoff + nsyms * syment > buf.size:
+            raise InvalidElf(f"dynamic symbol table ({nsyms} symbols at {symoff:#x}) lies outside the file")
+        syms = buf.get(symoff, nsyms * syment)
+        versym = None
+        if DT_VERSYM in tags and by_index:
+            vs_off = lay.to_offset(tags[DT_VERSYM], "DT_VERSYM")
+            versym = struct.unpack(f"{e}{nsyms}H", buf.get(vs_off, nsyms * 2))
+        if lay.word == 8:
+            it = ((n, i, sh) for n, i, _o, sh, _v, _s in struct.iter_unpack(e + "IBBHQQ", syms))
+        else:
+            it = ((n, i, sh) for n, _v, _s, i, _o, sh in struct.iter_unpack(e + "IIIBBH", syms))
+        for idx, (st_name, st_info, st_shndx) in enumerate(it):
+            if idx == 0:
+                continue
+            kind = st_info & 0xF
+            if st_shndx == SHN_UNDEF:
+                if st_name == 0:
+                    continue
+                name = _cstr(strtab, st_name, "symbol name")
+                version = library = None
+                if versym is not None:
+                    vi = versym[idx] & 0x7FFF
+                    if vi > 1 and vi in by_index:
+                        version, library = by_index[vi]
+                imports.append(ImportedSymbol(name, version, library, (st_info >> 4) == STB_WEAK, kind))
+            elif kind == STT_FUNC and st_name and strtab.startswith(_INIT_PREFIXES, st_name):
+                inits.add(_cstr(strtab, st_name, "symbol name"))
+
+    return ElfFacts(
+        lay.elf_class, lay.little, lay.machine, lay.osabi, lay.type, lay.flags, arch, arch_error, isa,
+        interpreter, soname, needed, rpath, runpath, tuple(version_needs), tuple(imports), frozenset(inits),
+    )
+
+
+def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int, syment: int) -> int:
+    """Number of ``.dynsym`` entries, from the hash tables (no section headers)."""
+    e = lay.e
+    if DT_GNU_HASH in tags:
+        off = lay.to_offset(tags[DT_GNU_HASH], "DT_GNU_HASH")
+        nbuckets, symndx, maskwords, _shift = struct.unpack(e + "IIII", buf.get(off, 16))
+        if nbuckets > MAX_SYMBOLS or maskwords > MAX_SYMBOLS:
+            raise InvalidElf(f"absurd GNU hash table ({nbuckets} buckets, {maskwords} mask words)")
+        boff = off + 16 + maskwords * lay.word
+        buckets = struct.unpack(f"{e}{nbuckets}I", buf.get(boff, 4 * nbuckets)) if nbuckets else ()
+        last = max(buckets, default=0)
+        if last < symndx:
+            return symndx
+        coff = boff + 4 * nbuckets
+        i = last
+        while True:
+            if i - symndx > MAX_SYMBOLS:
+                raise InvalidElf("GNU hash chain does not terminate")
+            (h,) = struct.unpack(e + "I", buf.get(coff + 4 * (i - symndx), 4))
+            if h & 1:
+                return i + 1
+            i += 1
+    if DT_HASH in tags:
+        off = lay.to_offset(tags[DT_HASH], "DT_HASH")
+        # s390x and alpha use 64-bit hash words.
+        if lay.machine == EM_S390 and lay.word == 8:
+            return struct.unpack(e + "QQ", buf.get(off, 16))[1]
+        return struct.unpack(e + "II", buf.get(off, 8))[1]
+    # No hash table: the string table conventionally follows the symbols.
+    if DT_STRTAB in tags:
+        stroff = lay.to_offset(tags[DT_STRTAB], "DT_STRTAB")
+        if stroff > symoff:
+            return (stroff - symoff) // syment
+    return 0
+
+
+def _read_isa(buf: _Bytes, lay: _Layout) -> int:
+    """GNU_PROPERTY_X86_ISA_1_NEEDED from the first GNU property note."""
+    segs = list(lay.segments(PT_GNU_PROPERTY)) or list(lay.segments(PT_NOTE))
+    e = lay.e
+    for _t, _f, off, _v, size, align in segs:
+        data = buf.get(off, size)
+        pad = 8 if align == 8 else 4
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from(e + "III", data, pos)
+            name_start = pos + 12
+            desc_start = name_start + ((namesz + pad - 1) // pad) * pad
+            desc_end = desc_start + descsz
+            if desc_end > len(data):
+                break
+            name = data[name_start : name_start + namesz]
+            if ntype == NT_GNU_PROPERTY_TYPE_0 and name == b"GNU\0":
+                ppos = desc_start
+                while ppos + 8 <= desc_end:
+                    pr_type, pr_datasz = struct.unpack_from(e + "II", data, ppos)
+                    if pr_type == GNU_PROPERTY_X86_ISA_1_NEEDED and pr_datasz == 4 and ppos + 12 <= desc_end:
+                        return struct.unpack_from(e + "I", data, ppos + 8)[0]
+                    ppos += 8 + ((pr_datasz + lay.word - 1) // lay.word) * lay.word
+                return 0
+            pos = ((desc_end + pad - 1) // pad) * pad
+    return 0
+
+
+# ---------------------------------------------------------------- reading
+
+PREFIX_CAP = 48 << 20  # bytes of a file's start kept while streaming
+CHUNK = 1 << 20
+
+
+def parse_elf(data: bytes | bytearray | memoryview, name: str = "") -> ElfFacts:
+    """Facts of an ELF file held in memory."""
+    try:
+        return _parse(_Bytes(len(data), data))
+    except InvalidElf as exc:
+        raise exc.located(name) from None
+    except (struct.error, UnicodeError, ValueError, OverflowError) as exc:
+        raise InvalidElf(f"malformed ELF structure ({exc})", name) from None
+
+
+def read_elf_file(path: str | os.PathLike[str]) -> ElfFacts:
+    """Facts of an ELF file on disk (memory-mapped; only touched pages are read)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise InvalidElf("empty file", os.fspath(path))
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            try:
+                return _parse(_Bytes(size, mm))
+            except InvalidElf as exc:
+                raise exc.located(os.fspath(path)) from None
+            except (struct.error, UnicodeError, ValueError, OverflowError) as exc:
+                raise InvalidElf(f"malformed ELF structure ({exc})", os.fspath(path)) from None
+
+
+def read_elf_stream(open_stream, size: int, name: str = "") -> ElfFacts:
+    """Facts of an ELF file read as a forward-only stream (a zip member).
+
+    ``open_stream()`` returns a fresh binary stream positioned at byte 0.  The
+    stream is read once, keeping the file's first segment and the ranges the
+    program headers point at, and inflation stops once they are all in; in
+    the rare layout where the dynamic tables lie beyond what was kept, the
+    member is read a second time keeping exactly those ranges.
+    """
+    try:
+        return _read_stream(open_stream, size)
+    except InvalidElf as exc:
+        raise exc.located(name) from None
+    except (struct.error, UnicodeError, ValueError, OverflowError) as exc:
+        raise InvalidElf(f"malformed ELF structure ({exc})", name) from None
+
+
+def _read_stream(open_stream, size: int) -> ElfFacts:
+    with open_stream() as stream:
+        head = bytearray()
+        # Header and program headers first (they are almost always in the first KiB).
+        while True:
+            chunk = stream.read(65536 if len(head) < 65536 else CHUNK)
+            if chunk:
+                head += chunk
+            try:
+                lay = _Layout(_Bytes(size, head))
+                break
+            except _Missing:
+                if not chunk:
+                    raise InvalidElf("file ends inside its headers") from None
+        keep_prefix = max(lay.table_prefix_end(PREFIX_CAP), len(head))
+        ranges = [r for r in lay.wanted_ranges() if r[1] > keep_prefix]
+        buf = _stream_ranges(stream, head, size, keep_prefix, ranges)
+    try:
+        return _parse(buf)
+    except _Missing as exc:
+        miss = exc
+    # Second pass: the first told us where the dynamic tables are.
+    wanted = _table_ranges(buf, lay, miss)
+    with open_stream() as stream:
+        buf = _stream_ranges(stream, bytearray(), size, 0, lay.wanted_ranges() + wanted)
+    try:
+        return _parse(buf)
+    except _Missing:
+        pass
+    with open_stream() as stream:  # pathological layout: read it all
+        data = stream.read()
+    return _parse(_Bytes(len(data), data))
+
+
+def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, int]]:
+    """Ranges around the dynamic tables, for the second pass."""
+    start, end = miss.start, miss.end
+    try:
+        dyn = next(iter(lay.segments(PT_DYNAMIC)))
+        raw = buf.get(dyn[2], dyn[4])
+        fmt = lay.e + ("qQ" if lay.word == 8 else "iI")
+        for tag, val in struct.iter_unpack(fmt, raw[: len(raw) - len(raw) % struct.calcsize(fmt)]):
+            if tag in (DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_GNU_HASH, DT_HASH):
+                try:
+                    off = lay.to_offset(val, "table")
+                except InvalidElf:
+                    continue
+                start, end = min(start, off), max(end, off)
+    except (_Missing, StopIteration):
+        pass
+    # The tables' own sizes are only known once read; 32 MiB of slack covers them.
+    return [(start, min(buf.size, end + (32 << 20)))]
+
+
+def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
+    prefix = head[:keep_prefix]
+    pos = len(head)
+    pieces = {s: bytearray() for s, _e in ranges}
+    for s, e_ in ranges:  # what the already-read head holds of each range
+        if s < pos:
+            pieces[s] += head[s : min(e_, pos)]
+    stop = max([keep_prefix] + [e_ for _s, e_ in ranges])
+    while pos < stop:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            break
+        end = pos + len(chunk)
+        if pos < keep_prefix:
+            prefix += chunk[: keep_prefix - pos]
+        for s, e_ in ranges:
+            if s < end and e_ > pos:
+                lo, hi = max(s, pos), min(e_, end)
+                # Ranges are filled in order, so this appends at the right place.
+                if s + len(pieces[s]) == lo:
+                    pieces[s] += chunk[lo - pos : hi - pos]
+        pos = end
+    return _Bytes(size, prefix, {s: bytes(b) for s, b in pieces.items()})

@@ -1,0 +1,213 @@
+"""Policy data (manylinux / musllinux) as frozen types, and judgements over it.
+
+The data lives in ``policies/*.json`` (taken from auditwheel 6.8.2's data, the
+facts users know) and is validated when it loads: structure, and PEP 600's
+rule that a more compatible policy never allows more than a less compatible
+one.  Nothing here reads a wheel or prints.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Iterable, Iterator, Mapping
+
+from .errors import InvalidPolicy, UsageError
+
+LIBCS = ("glibc", "musl")
+_FILES = {"glibc": "manylinux.json", "musl": "musllinux.json"}
+
+# musl's own loader is whitelisted as "libc.so" in the data; its real SONAME
+# depends on the architecture.
+MUSL_LIBC_SONAME = {
+    "x86_64": "libc.musl-x86_64.so.1",
+    "i686": "libc.musl-x86.so.1",
+    "aarch64": "libc.musl-aarch64.so.1",
+    "s390x": "libc.musl-s390x.so.1",
+    "ppc64le": "libc.musl-ppc64le.so.1",
+    "armv7l": "libc.musl-armv7.so.1",
+    "riscv64": "libc.musl-riscv64.so.1",
+    "loongarch64": "libc.musl-loongarch64.so.1",
+}
+
+# Version-need entries on the dynamic loader itself are never judged.
+def is_loader_soname(soname: str) -> bool:
+    return soname.startswith("ld-linux") or soname in ("ld64.so.2", "ld64.so.1")
+
+
+@dataclass(frozen=True, order=False)
+class Policy:
+    """One policy for one architecture, e.g. ``manylinux_2_17_x86_64``."""
+
+    name: str
+    base: str  # e.g. "manylinux_2_17"
+    arch: str
+    libc: str
+    priority: int  # higher is more compatible; 0 is plain "linux"
+    aliases: tuple[str, ...] = field(compare=False)
+    symbol_versions: Mapping[str, frozenset[str]] = field(compare=False, hash=False)  # prefix -> versions
+    whitelist: frozenset[str] = field(compare=False)
+    blacklist: Mapping[str, frozenset[str]] = field(compare=False, hash=False)
+
+    @property
+    def is_linux(self) -> bool:
+        return self.priority == 0
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The platform tags this policy grants: its name and its aliases."""
+        return (self.name, *self.aliases)
+
+    def allows_version(self, version: str) -> bool:
+        """Whether a needed symbol version (``GLIBC_2.29``) is allowed.
+
+        Versions are judged by prefix, as PEP 600 tools do: a prefix the policy
+        does not list (``OPENSSL_3.0.0``, ``GREET_1.0``) is not judged.
+        """
+        prefix, _, number = version.partition("_")
+        allowed = self.symbol_versions.get(prefix)
+        return allowed is None or number in allowed
+
+    def __lt__(self, other: Policy) -> bool:
+        return self.priority < other.priority
+
+
+class PolicySet:
+    """The policies that apply to one (libc, architecture), least compatible first."""
+
+    def __init__(self, libc: str, arch: str, policies: Iterable[Policy]) -> None:
+        self.libc = libc
+        self.arch = arch
+        self._policies = sorted(policies, key=lambda p: p.priority)
+        self._by_name = {t: p for p in self._policies for t in (p.name, p.base, *p.aliases, *(a.rsplit("_", 1)[0] for a in p.aliases))}
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self._policies)
+
+    def __len__(self) -> int:
+        return len(self._policies)
+
+    @property
+    def linux(self) -> Policy:
+        return self._policies[0]
+
+    @property
+    def highest(self) -> Policy:
+        return self._policies[-1]
+
+    def get(self, name: str) -> Policy | None:
+        """A policy by full name, alias, or base name (``manylinux2014``)."""
+        return self._by_name.get(name)
+
+    def symbol_policy(self, versioned: Mapping[str, Iterable[str]]) -> Policy:
+        """The most compatible policy allowing every needed symbol version."""
+        needed = {v for libs, versions in versioned.items() if not is_loader_soname(libs) for v in versions}
+        for policy in reversed(self._policies):
+            if all(policy.allows_version(v) for v in needed):
+                return policy
+        return self.linux
+
+
+def _validate(libc: str, raw: object) -> list[dict]:
+    """Structure and PEP 600 monotonicity; collects every problem, raises once."""
+    problems: list[str] = []
+    if not isinstance(raw, list):
+        raise InvalidPolicy(f"{_FILES[libc]}: expected a list of policies")
+    names = set()
+    for i, p in enumerate(raw):
+        if not isinstance(p, dict):
+            problems.append(f"entry {i} is not an object")
+            continue
+        for key, typ in (("name", str), ("aliases", list), ("priority", int), ("symbol_versions", dict),
+                         ("lib_whitelist", list), ("blacklist", dict)):
+            if not isinstance(p.get(key), typ):
+                problems.append(f"{p.get('name', i)!s}: '{key}' missing or not a {typ.__name__}")
+        if p.get("name") in names:
+            problems.append(f"{p.get('name')}: defined twice")
+        names.add(p.get("name"))
+    if problems:
+        raise InvalidPolicy(f"{_FILES[libc]}: " + "; ".join(problems))
+    # PEP 600: walking from the most to the least compatible policy, what is
+    # allowed may only grow.
+    seen_libs: set[str] = set()
+    seen_versions: dict[tuple[str, str], set[str]] = {}
+    for p in sorted(raw, key=lambda p: p["priority"], reverse=True):
+        if p["name"] == "linux":
+            continue
+        missing = seen_libs - set(p["lib_whitelist"])
+        if missing:
+            problems.append(f"{p['name']} drops whitelisted libraries {sorted(missing)} that a more compatible policy allows")
+        seen_libs |= set(p["lib_whitelist"])
+        for arch, prefixes in p["symbol_versions"].items():
+            for prefix, versions in prefixes.items():
+                before = seen_versions.setdefault((arch, prefix), set())
+                if not before <= set(versions):
+                    problems.append(f"{p['name']}_{arch} drops {prefix} versions {sorted(before - set(versions))} that a more compatible policy allows")
+                before |= set(versions)
+    if problems:
+        raise InvalidPolicy(f"{_FILES[libc]}: " + "; ".join(problems))
+    return raw
+
+
+@functools.lru_cache(maxsize=None)
+def _load_raw(libc: str) -> tuple:
+    text = resources.files("wheelvet").joinpath("policies", _FILES[libc]).read_text("utf-8")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidPolicy(f"{_FILES[libc]}: not valid JSON ({exc})") from None
+    return tuple(_validate(libc, raw))
+
+
+def known_architectures(libc: str) -> frozenset[str]:
+    return frozenset(a for p in _load_raw(libc) for a in p["symbol_versions"])
+
+
+@functools.lru_cache(maxsize=None)
+def load_policies(libc: str, arch: str, *, all_musl: bool = False) -> PolicySet:
+    """The policies for ``libc`` ("glibc" or "musl") on ``arch``.
+
+    For musl only the newest musllinux policy is kept (unless ``all_musl``):
+    musl has no symbol versioning, so nothing in a binary proves it runs on an
+    older musl; auditwheel does the same on any host that is not musl.
+    """
+    if libc not in _FILES:
+        raise UsageError(f"unknown libc {libc!r}")
+    out = []
+    for p in _load_raw(libc):
+        if p["name"] != "linux" and arch not in p["symbol_versions"]:
+            continue
+        whitelist = set(p["lib_whitelist"])
+        if libc == "musl" and "libc.so" in whitelist:
+            whitelist.discard("libc.so")
+            whitelist.add(MUSL_LIBC_SONAME.get(arch, "libc.so"))
+        out.append(Policy(
+            name=f"{p['name']}_{arch}",
+            base=p["name"],
+            arch=arch,
+            libc=libc,
+            priority=p["priority"],
+            aliases=tuple(f"{a}_{arch}" for a in p["aliases"]),
+            symbol_versions={k: frozenset(v) for k, v in p["symbol_versions"].get(arch, {}).items()},
+            whitelist=frozenset(whitelist),
+            blacklist={k: frozenset(v) for k, v in p["blacklist"].items()},
+        ))
+    if libc == "musl" and not all_musl:
+        linux = [p for p in out if p.is_linux]
+        newest = max((p for p in out if not p.is_linux), key=lambda p: tuple(int(x) for x in p.base.split("_")[1:]), default=None)
+        out = linux + ([newest] if newest else [])
+    return PolicySet(libc, arch, out)
+
+
+def parse_policy_tag(tag: str) -> tuple[str, str] | None:
+    """``manylinux_2_17_x86_64`` -> ("glibc", "x86_64"); None for other tags."""
+    for libc in LIBCS:
+        for arch in sorted(known_architectures(libc), key=len, reverse=True):
+            if tag.endswith("_" + arch):
+                base = tag[: -len(arch) - 1]
+                for p in _load_raw(libc):
+                    if p["name"] != "linux" and (base == p["name"] or base in p["aliases"]):
+                        return libc, arch
+    return None

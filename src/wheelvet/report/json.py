@@ -1,0 +1,82 @@
+"""The JSON report: auditwheel 6.8.2's ``show --json`` fields, plus wheelvet's.
+
+auditwheel's fields keep their names and meanings (``version``, ``wheel``,
+``pure``, ``overall_tag``, ``sym_tag``, ``pyfpe``, ``ucs2``,
+``unsupported_isa``, ``versioned_symbols``, ``external_libs``,
+``policy_upgrades`` with ``libs_to_eliminate`` / ``blacklisted_symbols``), so
+scripts written for auditwheel keep working.  wheelvet adds, inside each
+``policy_upgrades`` entry, ``too_recent_symbols`` and ``unsupported_isa_files``,
+and at the top level the keys listed in :data:`ADDED_KEYS`.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from typing import Any, Sequence
+
+from ..audit import SymbolUse, WheelAudit
+
+SCHEMA_VERSION = 1
+ADDED_KEYS = ("libc", "arch", "platforms", "repairable_tag", "tags", "symbol_versions", "files", "findings")
+
+
+def _use(u: SymbolUse) -> dict[str, Any]:
+    d: dict[str, Any] = {"file": u.file, "library": u.library, "version": u.version, "symbols": list(u.symbols)}
+    if u.external:
+        d["external"] = True
+    return d
+
+
+def audit_to_json(a: WheelAudit) -> dict[str, Any]:
+    if a.error is not None:
+        return {"version": SCHEMA_VERSION, "wheel": a.wheel, "error": a.error}
+    if a.pure:
+        return {"version": SCHEMA_VERSION, "wheel": a.wheel, "pure": True}
+    upgrades: dict[str, Any] = {}
+    for gap in a.gaps:
+        entry: dict[str, Any] = {}
+        if gap.libs_to_eliminate:
+            entry["libs_to_eliminate"] = list(gap.libs_to_eliminate)
+        if gap.blacklisted_symbols:
+            entry["blacklisted_symbols"] = {lib: list(names) for lib, names in gap.blacklisted_symbols}
+        if gap.too_recent_symbols:
+            entry["too_recent_symbols"] = [_use(u) for u in gap.too_recent_symbols]
+        if gap.isa_files:
+            entry["unsupported_isa_files"] = list(gap.isa_files)
+        if entry:
+            upgrades[gap.policy] = entry
+    return {
+        "version": SCHEMA_VERSION,
+        "wheel": a.wheel,
+        "pure": False,
+        "overall_tag": a.overall_tag,
+        "sym_tag": a.sym_tag,
+        "pyfpe": a.pyfpe,
+        "ucs2": a.ucs2,
+        "unsupported_isa": a.unsupported_isa,
+        "versioned_symbols": {lib: list(vs) for lib, vs in a.versioned_symbols},
+        "external_libs": dict(a.external_libs),
+        "policy_upgrades": upgrades,
+        # wheelvet's additions
+        "libc": a.libc,
+        "arch": a.arch,
+        "platforms": list(a.platforms),
+        "repairable_tag": a.repairable_tag,
+        "tags": list(a.tags_granted),
+        "symbol_versions": [_use(u) for u in a.symbol_uses],
+        "files": [
+            {
+                "path": f.path, "arch": f.arch, "libc": f.libc, "extension": f.extension,
+                "isa_level": f.isa_level, "soname": f.soname, "needed": list(f.needed),
+                "rpath": f.rpath, "runpath": f.runpath, "ignored": f.ignored,
+            }
+            for f in a.files
+        ],
+        "findings": [{"code": x.code, "severity": x.severity, "file": x.file, "message": x.message} for x in a.findings],
+    }
+
+
+def render_json(audits: Sequence[WheelAudit]) -> str:
+    """One object for one wheel, an array (argument order) for several."""
+    docs = [audit_to_json(a) for a in audits]
+    return _json.dumps(docs[0] if len(docs) == 1 else docs, indent=None, sort_keys=False)

@@ -1,0 +1,91 @@
+"""The human report: the tag a wheel meets, then what holds it back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+from ..audit import WheelAudit
+from ..policy import load_policies
+
+_MAX_SYMBOLS = 8
+
+
+def _symbols(names: Sequence[str]) -> str:
+    if not names:
+        return "(no symbol imports it)"
+    shown = ", ".join(names[:_MAX_SYMBOLS])
+    return shown + (f" and {len(names) - _MAX_SYMBOLS} more" if len(names) > _MAX_SYMBOLS else "")
+
+
+def _tag_with_aliases(a: WheelAudit, name: str) -> str:
+    pset = load_policies(a.libc or "glibc", a.arch or "")
+    p = pset.get(name)
+    return f"{name} ({', '.join(p.aliases)})" if p is not None and p.aliases else name
+
+
+def render_one(a: WheelAudit) -> str:
+    out = [a.wheel]
+    if a.error is not None:
+        out.append(f"  error: {a.error}")
+        return "\n".join(out)
+    if a.pure:
+        out.append("  pure Python wheel: no platform tag applies")
+        return "\n".join(out)
+    out.append(f"  built for:        {a.libc}, {a.arch}")
+    out.append(f"  meets:            {_tag_with_aliases(a, a.overall_tag)}")
+    if a.repairable_tag != a.overall_tag:
+        out.append(f"  after repair:     {_tag_with_aliases(a, a.repairable_tag)}")
+    out.append(f"  symbol versions:  {_tag_with_aliases(a, a.sym_tag)}")
+
+    pset = load_policies(a.libc or "glibc", a.arch or "")
+    highest = pset.highest
+    # Symbol versions that keep the wheel below the most compatible policy,
+    # each with the best policy that still allows it.
+    blocking = defaultdict(list)
+    for u in a.symbol_uses:
+        if not highest.allows_version(u.version):
+            blocking[(u.library, u.version)].append(u)
+    if blocking:
+        out.append("")
+        out.append("  symbol versions that rule out more compatible tags:")
+        for (lib, version), uses in sorted(blocking.items(), key=lambda kv: (_best_for(pset, kv[0][1]).priority, kv[0])):
+            best = _best_for(pset, version)
+            out.append(f"    {version} from {lib}: at best {best.name}")
+            for u in uses:
+                out.append(f"      {u.file}: {_symbols(u.symbols)}")
+    if a.external_libs:
+        out.append("")
+        out.append("  external libraries (graft them with `wheelvet repair`, or stop linking them):")
+        for soname, path in a.external_libs:
+            out.append(f"    {soname} => {path or 'not found'}")
+    gap_details = []
+    for gap in a.gaps:
+        if gap.blacklisted_symbols:
+            for lib, names in gap.blacklisted_symbols:
+                gap_details.append(f"    {gap.policy}: forbids {_symbols(list(names))} from {lib}")
+        if gap.isa_files:
+            gap_details.append(f"    {gap.policy}: instruction set beyond baseline in {', '.join(gap.isa_files)}")
+    if gap_details:
+        out.append("")
+        out.append("  also holding it back:")
+        out += gap_details
+    notes = [f for f in a.findings if f.code not in ("external-library",)]
+    if notes:
+        out.append("")
+        out.append("  findings:")
+        for f in notes:
+            where = f"{f.file}: " if f.file else ""
+            out.append(f"    {f.severity}: {where}{f.message}")
+    return "\n".join(out)
+
+
+def _best_for(pset, version: str):
+    for p in reversed(list(pset)):
+        if p.allows_version(version):
+            return p
+    return pset.linux
+
+
+def render_text(audits: Sequence[WheelAudit]) -> str:
+    return "\n\n".join(render_one(a) for a in audits) + "\n"
