@@ -462,7 +462,7 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
         while pos + 12 <= len(data):
             namesz, descsz, ntype = struct.unpack_from(e + "III", data, pos)
             name_start = pos + 12
-            desc_start = name_start + ((namesz + pad - 1) // pad) * pad
+            desc_start = ((name_start + namesz + pad - 1) // pad) * pad
             desc_end = desc_start + descsz
             if desc_end > len(data):
                 break

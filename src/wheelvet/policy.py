@@ -81,7 +81,7 @@ class PolicySet:
         self.libc = libc
         self.arch = arch
         self._policies = sorted(policies, key=lambda p: p.priority)
-        self._by_name = {t: p for p in self._policies for t in (p.name, p.base, *p.aliases, *(a.rsplit("_", 1)[0] for a in p.aliases))}
+        self._by_name = {t: p for p in self._policies for t in (p.name, p.base, *p.aliases, *(a[: -len(arch) - 1] for a in p.aliases))}
 
     def __iter__(self) -> Iterator[Policy]:
         return iter(self._policies)

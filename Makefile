@@ -1,0 +1,46 @@
+# wheelvet: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+DEMO   := build/demo
+
+.PHONY: venv demo test test-fast conformance fuzz bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Build the example wheel (a C extension linking a library of its own, built
+# outside any system path), audit it, and write the reports.
+demo: $(STAMP)
+	PYTHON=$(PY) bash examples/build_example.sh $(DEMO)
+	@echo
+	@echo "== wheelvet show (the library is found through LD_LIBRARY_PATH) =="
+	LD_LIBRARY_PATH=$(CURDIR)/$(DEMO)/lib $(PY) -m wheelvet show $(DEMO)/dist/*.whl
+	LD_LIBRARY_PATH=$(CURDIR)/$(DEMO)/lib $(PY) -m wheelvet show --json $(DEMO)/dist/*.whl > $(DEMO)/report.json
+	@echo "JSON report: $(DEMO)/report.json"
+	@echo
+	@echo "== wheelvet check (exit 1 expected: the wheel needs repair) =="
+	-LD_LIBRARY_PATH=$(CURDIR)/$(DEMO)/lib $(PY) -m wheelvet check --plat manylinux_2_17_x86_64 $(DEMO)/dist/*.whl
+
+# All tests: unit, integration (gcc-built wheels), conformance against
+# auditwheel on real PyPI wheels (downloaded once, cached), bounded fuzzing.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Everything but the PyPI conformance suite.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not conformance"
+
+conformance: $(STAMP)
+	$(PY) -m pytest -q -m conformance
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_show.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .hypothesis

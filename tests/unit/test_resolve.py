@@ -1,0 +1,204 @@
+"""ld.so search rules over an index of files (a dict here, the disk in use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support import cc, craft_elf
+from wheelvet.elf import parse_elf
+from wheelvet.resolve import (
+    HostFiles,
+    SearchConfig,
+    WheelFiles,
+    borrow_resolutions,
+    elf_libc,
+    parse_ld_so_conf,
+    resolve_tree,
+    split_path_list,
+    wheel_path,
+)
+
+
+class DictFiles:
+    """An index of files: path -> facts (symlinks are not modelled)."""
+
+    def __init__(self, files):
+        self.files = files
+        self.dirs = {str(Path(p).parent) for p in files} | {str(q) for p in files for q in Path(p).parents}
+
+    def is_dir(self, path):
+        return path in self.dirs
+
+    def lookup(self, path):
+        f = self.files.get(path)
+        return (path, f) if f is not None else None
+
+
+def lib(arch="x86_64", **kw):
+    return parse_elf(craft_elf(arch, **kw))
+
+
+NO_SYSTEM = SearchConfig(conf=(), use_interp_dirs=False)
+
+
+def test_rpath_before_ld_library_path_before_runpath():
+    files = DictFiles({
+        "/r/libx.so": lib(soname="libx.so"),
+        "/env/libx.so": lib(soname="libx.so"),
+        "/run/libx.so": lib(soname="libx.so"),
+    })
+    cfg = SearchConfig(env=("/env",), conf=())
+    t = resolve_tree("/a/root.so", lib(needed=("libx.so",), rpath="/r"), files, cfg)
+    assert t.libraries["libx.so"].realpath == "/r/libx.so"
+    t = resolve_tree("/a/root.so", lib(needed=("libx.so",), runpath="/run"), files, cfg)
+    assert t.libraries["libx.so"].realpath == "/env/libx.so"  # RUNPATH comes after LD_LIBRARY_PATH
+    t = resolve_tree("/a/root.so", lib(needed=("libx.so",), runpath="/run"), files, NO_SYSTEM)
+    assert t.libraries["libx.so"].realpath == "/run/libx.so"
+
+
+def test_rpath_is_ignored_when_runpath_is_present():
+    files = DictFiles({"/r/libx.so": lib(), "/run/libx.so": lib()})
+    t = resolve_tree("/a/root.so", lib(needed=("libx.so",), rpath="/r", runpath="/run"), files, NO_SYSTEM)
+    assert t.libraries["libx.so"].realpath == "/run/libx.so"
+
+
+def test_rpath_is_inherited_by_dependencies_but_runpath_is_not():
+    files = DictFiles({
+        "/d/liba.so": lib(needed=("libb.so",)),
+        "/d/libb.so": lib(),
+    })
+    t = resolve_tree("/a/root.so", lib(needed=("liba.so",), rpath="/d"), files, NO_SYSTEM)
+    assert t.libraries["libb.so"].realpath == "/d/libb.so"
+    t = resolve_tree("/a/root.so", lib(needed=("liba.so",), runpath="/d"), files, NO_SYSTEM)
+    assert t.libraries["liba.so"].realpath == "/d/liba.so"
+    assert t.libraries["libb.so"].realpath is None  # as ld.so: RUNPATH serves direct needs only
+
+
+def test_origin_expansion():
+    files = DictFiles({"/w/pkg.libs/libx.so": lib()})
+    for rp in ("$ORIGIN/../pkg.libs", "${ORIGIN}/../pkg.libs"):
+        t = resolve_tree("/w/pkg/ext.so", lib(needed=("libx.so",), rpath=rp), files, NO_SYSTEM)
+        assert t.libraries["libx.so"].realpath == "/w/pkg.libs/libx.so"
+
+
+def test_incompatible_architecture_is_skipped():
+    files = DictFiles({"/one/libx.so": lib("x86_64"), "/two/libx.so": lib("aarch64")})
+    cfg = SearchConfig(conf=("/one", "/two"), use_interp_dirs=False)
+    t = resolve_tree("/w/ext.so", lib("aarch64", needed=("libx.so",)), files, cfg)
+    assert t.libraries["libx.so"].realpath == "/two/libx.so"
+    t = resolve_tree("/w/ext.so", lib("ppc64le", needed=("libx.so",)), files, cfg)
+    assert t.libraries["libx.so"].realpath is None
+
+
+def test_already_loaded_by_soname_is_reused():
+    files = DictFiles({
+        "/p/libfoo.so": lib(soname="libfoo.so.1"),
+        "/q/libfoo.so.1": lib(soname="libfoo.so.1"),
+        "/p/libuser.so": lib(needed=("libfoo.so.1",)),
+    })
+    cfg = SearchConfig(conf=("/p", "/q"), use_interp_dirs=False)
+    t = resolve_tree("/w/ext.so", lib(needed=("libfoo.so", "libuser.so")), files, cfg)
+    assert t.libraries["libfoo.so.1"].realpath == "/p/libfoo.so"
+
+
+def test_breadth_first_loading_order():
+    # root needs a then b; a needs c; b's RPATH would find a different c.
+    files = DictFiles({
+        "/sys/liba.so": lib(needed=("libc2.so",)),
+        "/b/libb.so": lib(),
+        "/sys/libc2.so": lib(soname="libc2.so"),
+        "/other/libc2.so": lib(soname="libc2.so"),
+    })
+    cfg = SearchConfig(conf=("/sys", "/b"), use_interp_dirs=False)
+    t = resolve_tree("/w/ext.so", lib(needed=("liba.so", "libb.so", "libc2.so"), rpath="/other"), files, cfg)
+    # the root's own need is met first (BFS), through its RPATH
+    assert t.libraries["libc2.so"].realpath == "/other/libc2.so"
+
+
+def test_exclude_by_soname_and_by_path():
+    files = DictFiles({"/s/libx.so.1": lib(needed=("liby.so",)), "/s/liby.so": lib()})
+    cfg = SearchConfig(conf=("/s",), use_interp_dirs=False)
+    t = resolve_tree("/w/e.so", lib(needed=("libx.so.1",)), files, cfg, exclude=("libx.so*",))
+    assert "libx.so.1" not in t.libraries and t.needed == () and "liby.so" not in t.libraries
+    t = resolve_tree("/w/e.so", lib(needed=("libx.so.1",)), files, cfg, exclude=("/s/*",))
+    assert t.needed == ()
+
+
+def test_libpython_is_not_searched():
+    files = DictFiles({"/s/libpython3.11.so.1.0": lib()})
+    cfg = SearchConfig(conf=("/s",), use_interp_dirs=False)
+    t = resolve_tree("/w/e.so", lib(needed=("libpython3.11.so.1.0",)), files, cfg)
+    assert t.libraries["libpython3.11.so.1.0"].realpath is None
+
+
+def test_interpreter_directories_are_searched():
+    files = DictFiles({"/lib/ld-linux-x86-64.so.2": lib(), "/usr/lib/libq.so": lib()})
+    cfg = SearchConfig(conf=())
+    t = resolve_tree("/w/exe", lib(needed=("libq.so",), interp="/lib/ld-linux-x86-64.so.2"), files, cfg)
+    assert t.libraries["libq.so"].realpath == "/usr/lib/libq.so"
+    assert t.libraries["ld-linux-x86-64.so.2"].realpath == "/lib/ld-linux-x86-64.so.2"
+
+
+def test_borrow_resolutions_from_a_tree_that_loads_the_file():
+    files = DictFiles({"/x/libdep.so": lib(needed=("libdeep.so",)), "/x/libdeep.so": lib()})
+    ref = resolve_tree("/w/ext.so", lib(needed=("libinner.so", "libdep.so"), rpath="/x:/w"),
+                       DictFiles({**files.files, "/w/libinner.so": lib(needed=("libdep.so",))}), NO_SYSTEM)
+    inner = resolve_tree("/w/libinner.so", lib(needed=("libdep.so",)), files, NO_SYSTEM)
+    assert not inner.complete
+    fixed = borrow_resolutions(inner, ref)
+    assert fixed.libraries["libdep.so"].realpath == "/x/libdep.so"
+    assert fixed.libraries["libdeep.so"].realpath == "/x/libdeep.so"
+
+
+def test_wheel_members_live_under_a_virtual_root_over_the_host(tmp_path, need_gcc):
+    host_lib = cc(tmp_path / "libhost.so.1", {"h.c": "int h(void){return 1;}"}, "-Wl,-soname,libhost.so.1")
+    members = {"pkg/ext.so": lib(needed=("libin.so", "libhost.so.1"), rpath="$ORIGIN/../pkg.libs"),
+               "pkg.libs/libin.so": lib()}
+    files = WheelFiles(members, HostFiles())
+    cfg = SearchConfig(env=(str(tmp_path),), conf=(), use_interp_dirs=False)
+    t = resolve_tree(wheel_path("pkg/ext.so"), members["pkg/ext.so"], files, cfg)
+    assert t.libraries["libin.so"].realpath == wheel_path("pkg.libs/libin.so")
+    assert t.libraries["libhost.so.1"].realpath == str(host_lib)
+
+
+def test_ld_so_conf_includes(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "a.conf").write_text("/opt/a  # comment\n\n")
+    (tmp_path / "conf.d" / "b.conf").write_text("include /nonexistent/*.conf\n/opt/b\n")
+    (tmp_path / "ld.so.conf").write_text("# top\ninclude conf.d/*.conf\n/opt/top\nhwcap 0 nosegneg\n")
+    assert parse_ld_so_conf(str(tmp_path / "ld.so.conf")) == ["/opt/a", "/opt/b", "/opt/top"]
+
+
+def test_include_loops_terminate(tmp_path):
+    (tmp_path / "ld.so.conf").write_text(f"include {tmp_path}/ld.so.conf\n/opt/x\n")
+    assert "/opt/x" in parse_ld_so_conf(str(tmp_path / "ld.so.conf"))
+
+
+def test_split_path_list():
+    assert split_path_list("/a::/b/../c:$ORIGIN/x")[0] == "/a"
+    assert split_path_list("/a::/b/../c")[2] == "/c"
+    assert len(split_path_list("/a::/b")) == 3  # the empty entry is the current directory
+    assert split_path_list("") == []
+
+
+def test_ldpaths_replace_the_system_search():
+    cfg = SearchConfig.from_environment({"LD_LIBRARY_PATH": "/l", "AUDITWHEEL_LD_LIBRARY_PATH": "/a"}, "/x:/y")
+    assert cfg.conf == ("/x", "/y") and cfg.env == ("/a",) and not cfg.use_interp_dirs
+    cfg = SearchConfig.from_environment({"LD_LIBRARY_PATH": "/l", "AUDITWHEEL_LD_LIBRARY_PATH": "/a"})
+    assert cfg.conf is None and cfg.env == ("/a", "/l")
+
+
+@pytest.mark.parametrize("facts,name,expected", [
+    (dict(interp="/lib/ld-musl-x86_64.so.1"), "x", "musl"),
+    (dict(interp="/lib64/ld-linux-x86-64.so.2"), "x", "glibc"),
+    (dict(needed=("libc.musl-x86_64.so.1",)), "x", "musl"),
+    (dict(needed=("libc.so.6",)), "x", "glibc"),
+    (dict(), "m.cpython-311-x86_64-linux-musl.so", "musl"),
+    (dict(), "m.cpython-311-x86_64-linux-gnu.so", "glibc"),
+    (dict(), "m.cpython-39-x86_64-linux-gnu.so", None),
+    (dict(), "m.so", None),
+])
+def test_elf_libc(facts, name, expected):
+    assert elf_libc(lib(**facts), name) == expected
