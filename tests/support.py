@@ -33,7 +33,9 @@ def cc(out: Path, sources: dict[str, str], *flags: str, shared: bool = True) -> 
         if name.endswith(".c"):
             files.append(str(p))
     cmd = ["gcc", "-O1", "-fPIC", *(["-shared"] if shared else []), "-o", str(out), *files, *flags]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
     return out
 
 
