@@ -56,18 +56,21 @@ class WheelTarget:
     # cache or that pip can download wins (scipy 1.18 may not exist yet).
     specs: tuple[str, ...]
     min_speedup: float  # target for auditwheel_time / wheelvet_time
+    python: str = "3.11"  # the interpreter tag the wheel is for
 
 
 WHEELS = (
     WheelTarget("torch", ("torch==2.13.0+cpu", "torch==2.13.0"), 15.0),
-    WheelTarget("scipy", ("scipy==1.18.*", "scipy==1.17.*"), 10.0),
+    # scipy 1.18 needs Python >= 3.12: its 35 MB cp312 wheel is the one named
+    # in the target (the files are analysed, never imported).
+    WheelTarget("scipy", ("scipy==1.18.*", "scipy==1.17.*"), 10.0, python="3.12"),
 )
 MAX_INFLATE_RATIO = 2.0  # wheelvet within 2x of the inflate floor
 MAX_RSS_MB = 400.0  # wheelvet's peak RSS
 
 # pip download options: a cp311 manylinux x86_64 wheel whatever Python runs
 # the benchmark, so numbers stay comparable between machines and sessions.
-PIP_TARGET = ["--only-binary", ":all:", "--implementation", "cp", "--python-version", "3.11"]
+PIP_TARGET = ["--only-binary", ":all:", "--implementation", "cp"]
 PIP_TARGET += [f"--platform=manylinux_2_{v}_x86_64" for v in range(28, 16, -1)]
 PIP_TARGET += ["--platform=manylinux2014_x86_64"]
 
@@ -209,8 +212,8 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "wheelvet-bench"
 
 
-def find_cached(cache: Path, spec: str) -> Path | None:
-    """Newest cp311 manylinux x86_64 wheel in the cache that satisfies spec."""
+def find_cached(cache: Path, spec: str, python: str = "3.11") -> Path | None:
+    """Newest manylinux x86_64 wheel for `python` in the cache that satisfies spec."""
     from packaging.requirements import Requirement
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
@@ -226,7 +229,7 @@ def find_cached(cache: Path, spec: str) -> Path | None:
         if not req.specifier.contains(version, prereleases=False):
             continue
         if not any(
-            t.interpreter == "cp311" and "manylinux" in t.platform and t.platform.endswith("x86_64")
+            t.interpreter == "cp" + python.replace(".", "") and "manylinux" in t.platform and t.platform.endswith("x86_64")
             for t in tags
         ):
             continue
@@ -239,9 +242,9 @@ def fetch(target: WheelTarget, cache: Path, log) -> tuple[Path, str]:
     cache.mkdir(parents=True, exist_ok=True)
     errors = []
     for spec in target.specs:
-        path = find_cached(cache, spec)
+        path = find_cached(cache, spec, target.python)
         if path is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *PIP_TARGET,
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *PIP_TARGET, "--python-version", target.python,
                    "-d", str(cache), spec]
             log(f"  fetching {spec!r} with pip ...")
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -250,7 +253,7 @@ def fetch(target: WheelTarget, cache: Path, log) -> tuple[Path, str]:
                 errors.append(f"{spec}: {last}")
                 log(f"  {spec!r} not available: {last}")
                 continue
-            path = find_cached(cache, spec)
+            path = find_cached(cache, spec, target.python)
         if path is not None:
             if spec != target.specs[0]:
                 log(f"  NOTE: using {spec!r} instead of {target.specs[0]!r}")

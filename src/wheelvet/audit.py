@@ -456,13 +456,14 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     highest = refs[policies.highest.name]
     for soname, real in sorted(highest.libs.items()):
         users = sorted(m for m in roots if soname in trees[m].libraries and soname in _reqs_of(trees[m], policies.highest))
-        who = ", ".join(users) or "the wheel"
+        where = users[0] if len(users) == 1 else None
+        who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
         if real is None:
-            findings.append(Finding("library-not-found", "error", users[0] if users else None,
-                                    f"{soname}, needed by {who}, was not found: it cannot be checked or grafted"))
+            findings.append(Finding("library-not-found", "error", where,
+                                    f"needs {soname}, which was not found{who}: it cannot be checked or grafted"))
         else:
-            findings.append(Finding("external-library", "warning", users[0] if users else None,
-                                    f"{soname} ({real}), needed by {who}, is not allowed by {policies.highest.name}: graft it with repair"))
+            findings.append(Finding("external-library", "warning", where,
+                                    f"needs {soname} ({real}){who}, which {policies.highest.name} does not allow: graft it with repair"))
     for soname in sorted({s for m in roots for s in trees[m].libraries if s.startswith("libpython")}):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))

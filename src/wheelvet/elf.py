@@ -224,6 +224,7 @@ class _Layout:
          _ehsize, phentsize, phnum, _shentsize, _shnum, _shstrndx) = hdr
         self.word = 8 if self.elf_class == 64 else 4
         self.phdrs: list[tuple[int, int, int, int, int, int]] = []
+        self.header_end = (64 if self.elf_class == 64 else 52) + (phnum * phentsize if phnum else 0) + (phoff if phnum else 0)
         if phnum == 0:
             return
         need = 56 if self.elf_class == 64 else 32
@@ -244,11 +245,25 @@ class _Layout:
         return (p for p in self.phdrs if p[0] == kind)
 
     def wanted_ranges(self) -> list[tuple[int, int]]:
-        """File ranges read directly from program headers."""
+        """File ranges read directly from program headers.
+
+        Besides the dynamic segment, interpreter and notes: the
+        :data:`NEAR_DYNAMIC` bytes before the dynamic segment, and what
+        follows it in non-executable loadable segments.  That is where patchelf
+        puts the string and symbol tables it rewrites, next to the dynamic
+        section it moves (every wheel repaired by auditwheel has them).
+        """
         out = []
-        for p_type, _f, off, _v, size, _a in self.phdrs:
-            if p_type in (PT_INTERP, PT_DYNAMIC, PT_NOTE, PT_GNU_PROPERTY) and size:
+        for p_type, flags, off, _v, size, _a in self.phdrs:
+            if size and p_type in (PT_INTERP, PT_DYNAMIC, PT_NOTE, PT_GNU_PROPERTY):
                 out.append((off, off + size))
+        dyn = [(off, off + size) for t, _f, off, _v, size, _a in self.phdrs if t == PT_DYNAMIC and size]
+        if dyn:
+            start, end = dyn[0]
+            out.append((max(0, start - NEAR_DYNAMIC), start))
+            for p_type, flags, off, _v, size, _a in self.phdrs:
+                if p_type == PT_LOAD and size and not flags & PF_X and off + size > start:
+                    out.append((max(off, start), off + size))
         return out
 
     def table_prefix_end(self, cap: int) -> int:
@@ -482,6 +497,7 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
 # ---------------------------------------------------------------- reading
 
 PREFIX_CAP = 48 << 20  # bytes of a file's start kept while streaming
+NEAR_DYNAMIC = 8 << 20  # bytes kept before the dynamic segment (patchelf's tables)
 CHUNK = 1 << 20
 
 
@@ -551,7 +567,7 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
     # Second pass: the first told us where the dynamic tables are.
     wanted = _table_ranges(buf, lay, miss)
     with open_stream() as stream:
-        buf = _stream_ranges(stream, bytearray(), size, 0, lay.wanted_ranges() + wanted)
+        buf = _stream_ranges(stream, bytearray(), size, lay.header_end, lay.wanted_ranges() + wanted)
     try:
         return _parse(buf)
     except _Missing:
@@ -584,6 +600,15 @@ def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, 
 def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
     prefix = head[:keep_prefix]
     pos = len(head)
+    merged: list[list[int]] = []
+    for s, e_ in sorted((max(s, keep_prefix), e_) for s, e_ in ranges):
+        if s >= e_:
+            continue  # inside the prefix
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e_)
+        else:
+            merged.append([s, e_])
+    ranges = [(s, e_) for s, e_ in merged]
     pieces = {s: bytearray() for s, _e in ranges}
     for s, e_ in ranges:  # what the already-read head holds of each range
         if s < pos:

