@@ -39,6 +39,10 @@ test-fast: $(STAMP)
 conformance: $(STAMP)
 	$(PY) -m pytest -q -m conformance
 
+# A longer fuzzing run than the bounded one in `make test`.
+fuzz: $(STAMP)
+	WHEELVET_FUZZ_EXAMPLES=$${WHEELVET_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/unit/test_fuzz_elf.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_show.py
 

@@ -214,7 +214,7 @@ def _external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
 
     def keep(names: Iterable[str]) -> Iterable[str]:
         for n in names:
-            if "ld-linux" in n or n in ("ld64.so.2", "ld64.so.1") or n in policy.whitelist:
+            if "ld-linux" in n or n in ("ld64.so.2", "ld64.so.1") or policy.allows_library(n):
                 continue
             yield n
 
@@ -409,7 +409,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     machine_policy = policies.highest
     if not options.disable_isa_ext_check:
         for _file, soname in isa_offenders.items():
-            allowed = max((p for p in policies if soname is not None and soname in p.whitelist), key=lambda p: p.priority, default=policies.linux)
+            allowed = max((p for p in policies if soname is not None and p.allows_library(soname)), key=lambda p: p.priority, default=policies.linux)
             machine_policy = min(machine_policy, allowed, key=lambda p: p.priority)
 
     uses_pyfpe = any(
@@ -443,7 +443,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
                 real, facts = lib_facts[soname]
                 too_recent += [u for u in _symbol_uses(real, facts, external=True) if not p.allows_version(u.version)]
         isa_files = [] if options.disable_isa_ext_check else sorted(
-            f for f, soname in isa_offenders.items() if soname is None or soname not in p.whitelist)
+            f for f, soname in isa_offenders.items() if soname is None or not p.allows_library(soname))
         gaps.append(PolicyGap(
             p.name,
             tuple(sorted(refs[p.name].libs)),

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Iterable, Iterator, Mapping
 
 from .errors import InvalidPolicy, UsageError
+from .resolve import is_musl_builtin
 
 LIBCS = ("glibc", "musl")
 _FILES = {"glibc": "manylinux.json", "musl": "musllinux.json"}
@@ -59,6 +60,10 @@ class Policy:
     def tags(self) -> tuple[str, ...]:
         """The platform tags this policy grants: its name and its aliases."""
         return (self.name, *self.aliases)
+
+    def allows_library(self, soname: str) -> bool:
+        """Whether the wheel may need ``soname`` from the system."""
+        return soname in self.whitelist or (self.libc == "musl" and not self.is_linux and is_musl_builtin(soname))
 
     def allows_version(self, version: str) -> bool:
         """Whether a needed symbol version (``GLIBC_2.29``) is allowed.

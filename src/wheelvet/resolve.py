@@ -3,7 +3,8 @@
 Given an ELF file and a view of the files around it (:class:`Files`), find
 what each ``DT_NEEDED`` entry would load, in the order glibc's ``ld.so`` uses:
 
-1. a name with a slash is a path;
+1. a name with a slash is a path; under musl, ``libc.so``, ``libm.so``,
+   ``libpthread.so``... (any version) are the loader itself;
 2. a library already loaded (by the name it was needed as, or its SONAME) is
    reused;
 3. if the requesting object has no ``DT_RUNPATH``: the ``DT_RPATH`` of the
@@ -43,6 +44,15 @@ _ORIGIN_RE = re.compile(r"\$(ORIGIN|\{ORIGIN\})")
 
 GLIBC_DEFAULT_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
 MUSL_DEFAULT_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
+
+
+# musl's dynamic linker answers these names itself, whatever follows them
+# ("libc.so", "libm.so.6", "libpthread.so.0"...): they never load a file.
+_MUSL_RESERVED = ("c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet.")
+
+
+def is_musl_builtin(soname: str) -> bool:
+    return soname.startswith("ld-musl-") or (soname.startswith("lib") and soname[3:].startswith(_MUSL_RESERVED))
 
 
 class Files(Protocol):
@@ -331,7 +341,7 @@ def resolve_tree(
             if _excluded(soname, exclude):
                 excluded.add(soname)
                 continue
-            if LIBPYTHON_RE.match(soname):
+            if LIBPYTHON_RE.match(soname) or (libc == "musl" and is_musl_builtin(soname)):
                 libraries[soname] = Library(soname, None, None, None, obj_path)
                 continue
             found = None

@@ -202,3 +202,18 @@ def test_ldpaths_replace_the_system_search():
 ])
 def test_elf_libc(facts, name, expected):
     assert elf_libc(lib(**facts), name) == expected
+
+
+def test_musl_loader_answers_its_own_names():
+    from wheelvet.resolve import is_musl_builtin
+
+    files = DictFiles({"/usr/lib/libc.so": lib(), "/usr/lib/libfoo.so": lib()})
+    cfg = SearchConfig(conf=("/usr/lib",), use_interp_dirs=False)
+    root = lib(needed=("libc.so", "libm.so.6", "libfoo.so"))
+    t = resolve_tree("/w/e.so", root, files, cfg, libc="musl")
+    assert t.libraries["libc.so"].realpath is None and t.libraries["libm.so.6"].realpath is None
+    assert t.libraries["libfoo.so"].realpath == "/usr/lib/libfoo.so"
+    t = resolve_tree("/w/e.so", root, files, cfg, libc="glibc")
+    assert t.libraries["libc.so"].realpath == "/usr/lib/libc.so"
+    assert is_musl_builtin("libpthread.so.0") and is_musl_builtin("ld-musl-aarch64.so.1")
+    assert not is_musl_builtin("libcrypto.so.3") and not is_musl_builtin("libmagic.so.1")
