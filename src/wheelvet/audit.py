@@ -333,9 +333,12 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     # External references, per policy, combined over the roots.
     libs: dict[str, dict[str, str | None]] = {p.name: {} for p in policies}
     blacklist: dict[str, dict[str, set[str]]] = {p.name: defaultdict(set) for p in policies}
+    root_libs: dict[str, set[str]] = {}  # root -> external SONAMEs under the most compatible policy
     for member in roots:
         for p in policies:
             refs = _external_refs(trees[member], p)
+            if p is policies.highest:
+                root_libs[member] = set(refs.libs)
             libs[p.name].update(refs.libs)
             for lib, names in refs.blacklist.items():
                 blacklist[p.name][lib] |= set(names)
@@ -455,7 +458,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     # Findings a reader acts on.
     highest = refs[policies.highest.name]
     for soname, real in sorted(highest.libs.items()):
-        users = sorted(m for m in roots if soname in trees[m].libraries and soname in _reqs_of(trees[m], policies.highest))
+        users = sorted(m for m in roots if soname in root_libs[m])
         where = users[0] if len(users) == 1 else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
         if real is None:
@@ -468,14 +471,20 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))
     for lib, names in sorted(highest.blacklist.items()):
+        # the data is monotonic: the least compatible policy forbidding them, and all above it
+        first = min((p for p in policies if refs[p.name].blacklist.get(lib)), key=lambda p: p.priority)
         findings.append(Finding("blacklisted-symbol", "error", None,
-                                f"imports {', '.join(names)} from {lib}, which {policies.highest.name} forbids"))
+                                f"imports {', '.join(names)} from {lib}, forbidden by {first.name} and every more compatible policy"))
     if not options.disable_isa_ext_check:
         for f, soname in sorted(isa_offenders.items()):
-            level = (trees[f].facts.isa_level if soname is None else next(
-                (lib.facts.isa_level for t in trees.values() for lib in t.libraries.values() if lib.realpath == f and lib.facts), None))
-            findings.append(Finding("isa-extension", "error", f if soname is None else None,
-                                    f"{f if soname is None else soname} needs the {level} instruction set, beyond the {arch} baseline"))
+            if soname is None:
+                findings.append(Finding("isa-extension", "error", f,
+                                        f"needs the {trees[f].facts.isa_level} instruction set, beyond the {arch} baseline every policy assumes"))
+            else:
+                level = next((lib.facts.isa_level for t in trees.values() for lib in t.libraries.values()
+                              if lib.realpath == f and lib.facts), None)
+                findings.append(Finding("isa-extension", "error", None,
+                                        f"external library {soname} ({f}) needs the {level} instruction set, beyond the {arch} baseline every policy assumes"))
     if uses_pyfpe:
         findings.append(Finding("pyfpe", "error", None, "uses PyFPE_jbuf, incompatible with manylinux/musllinux (PEP 513)"))
     if uses_ucs2:
@@ -504,10 +513,6 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         tags_granted=overall.tags,
     )
     return Analysis(audit, contents, policies, trees, roots, refs)
-
-
-def _reqs_of(tree: Tree, policy: Policy) -> set[str]:
-    return set(_external_refs(tree, policy).libs)
 
 
 def audit_wheel(path: str, options: AuditOptions = AuditOptions()) -> WheelAudit:

@@ -32,10 +32,12 @@ _JSON_TYPES = {
 
 
 def find_schema() -> Path | None:
-    """show-schema.json: $WHEELVET_SHOW_SCHEMA, then shared/ beside the checkout."""
+    """show-schema.json: $WHEELVET_SHOW_SCHEMA, then the copy beside this file, then shared/."""
     candidates = []
     if os.environ.get("WHEELVET_SHOW_SCHEMA"):
         candidates.append(Path(os.environ["WHEELVET_SHOW_SCHEMA"]))
+    # the copy kept with the tests (auditwheel 6.8.2's schema, shared/reference/)
+    candidates.append(Path(__file__).resolve().parent / "show-schema.json")
     candidates.append(REPO_ROOT.parent / "shared" / "reference" / "show-schema.json")
     candidates.append(REPO_ROOT / "shared" / "reference" / "show-schema.json")
     for c in candidates:

@@ -62,17 +62,6 @@ def render_one(a: WheelAudit) -> str:
         out.append("  external libraries (graft them with `wheelvet repair`, or stop linking them):")
         for soname, path in a.external_libs:
             out.append(f"    {soname} => {path or 'not found'}")
-    gap_details = []
-    for gap in a.gaps:
-        if gap.blacklisted_symbols:
-            for lib, names in gap.blacklisted_symbols:
-                gap_details.append(f"    {gap.policy}: forbids {_symbols(list(names))} from {lib}")
-        if gap.isa_files:
-            gap_details.append(f"    {gap.policy}: instruction set beyond baseline in {', '.join(gap.isa_files)}")
-    if gap_details:
-        out.append("")
-        out.append("  also holding it back:")
-        out += gap_details
     notes = [f for f in a.findings if f.code not in ("external-library",)]
     if notes:
         out.append("")
