@@ -79,6 +79,8 @@ class PolicyGap:
 class ElfFile:
     path: str
     arch: str | None
+    elf_class: int  # 32 or 64
+    endianness: str  # "little" or "big"
     libc: str | None
     extension: bool
     isa_level: str | None
@@ -272,7 +274,8 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     for member, facts in contents.elf.items():
         file_libc = elf_libc(facts, posixpath.basename(member))
         ext, _ = _is_extension(member, facts)
-        info = dict(path=member, arch=facts.arch, libc=file_libc, extension=ext, isa_level=facts.isa_level,
+        info = dict(path=member, arch=facts.arch, elf_class=facts.elf_class,
+                    endianness="little" if facts.little_endian else "big", libc=file_libc, extension=ext, isa_level=facts.isa_level,
                     soname=facts.soname, needed=facts.needed, rpath=facts.rpath, runpath=facts.runpath)
         parts = member.split("/")
         if "purelib" in parts[:-1] or (contents.root_is_purelib and not parts[0].endswith(".data")):
@@ -427,8 +430,11 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     def lowest(*ps: Policy) -> Policy:
         return min(ps, key=lambda p: p.priority)
 
-    repairable = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy)
-    overall = lowest(repairable, ref_policy)
+    # Grafting needs the library file: a policy whose external libraries
+    # were not all found cannot be reached by repair.
+    graft_policy = max((p for p in policies if all(refs[p.name].libs.values())), key=lambda p: p.priority)
+    repairable = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, graft_policy)
+    overall = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, ref_policy)
     if purelib_elves:
         overall = repairable = policies.linux
         for m in purelib_elves:

@@ -66,7 +66,7 @@ def audit_to_json(a: WheelAudit) -> dict[str, Any]:
         "symbol_versions": [_use(u) for u in a.symbol_uses],
         "files": [
             {
-                "path": f.path, "arch": f.arch, "libc": f.libc, "extension": f.extension,
+                "path": f.path, "arch": f.arch, "class": f.elf_class, "endianness": f.endianness, "libc": f.libc, "extension": f.extension,
                 "isa_level": f.isa_level, "soname": f.soname, "needed": list(f.needed),
                 "rpath": f.rpath, "runpath": f.runpath, "ignored": f.ignored,
             }
