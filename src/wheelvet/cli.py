@@ -89,39 +89,43 @@ def _error_audit(path: str, message: str) -> WheelAudit:
     return WheelAudit(wheel=os.path.basename(path), path=path, pure=False, error=message)
 
 
-def cmd_show(args: argparse.Namespace, environ: dict) -> int:
-    results = _audit_all(args.wheels, _options(args, environ))
+def _audit_args(args: argparse.Namespace, environ: dict) -> tuple[list[WheelAudit], list[bool], int]:
+    """Audit the wheels on the command line.
+
+    Returns the audits in argument order (an unreadable wheel becomes an
+    audit carrying its error, so JSON output keeps one entry per argument),
+    which of them could be read, and the exit status so far.
+    """
     status = EXIT_OK
-    audits = []
-    for path, (audit, error, code) in zip(args.wheels, results):
+    audits, readable = [], []
+    for path, (audit, error, code) in zip(args.wheels, _audit_all(args.wheels, _options(args, environ))):
         if error is not None:
             print(f"wheelvet: error: {error}", file=sys.stderr)
             status = max(status, code)
-            audits.append(_error_audit(path, error))
-            continue
+            audit = _error_audit(path, error)
         audits.append(audit)
-        if audit.error is not None:
-            status = max(status, EXIT_POLICY)
+        readable.append(error is None)
+    return audits, readable, status
+
+
+def cmd_show(args: argparse.Namespace, environ: dict) -> int:
+    audits, readable, status = _audit_args(args, environ)
+    if any(a.error is not None for a, ok in zip(audits, readable) if ok):
+        status = max(status, EXIT_POLICY)
     if args.json:
         print(render_json(audits))
     else:
-        shown = [a for a, (_x, err, _c) in zip(audits, results) if err is None]
+        shown = [a for a, ok in zip(audits, readable) if ok]
         if shown:
             sys.stdout.write(render_text(shown))
     return status
 
 
 def cmd_check(args: argparse.Namespace, environ: dict) -> int:
-    results = _audit_all(args.wheels, _options(args, environ))
-    status = EXIT_OK
-    audits = []
-    for path, (audit, error, code) in zip(args.wheels, results):
-        if error is not None:
-            print(f"wheelvet: error: {error}", file=sys.stderr)
-            status = max(status, code)
-            audits.append(_error_audit(path, error))
+    audits, readable, status = _audit_args(args, environ)
+    for audit, ok_read in zip(audits, readable):
+        if not ok_read:
             continue
-        audits.append(audit)
         ok, lines = _check_one(audit, args.plat)
         for line in lines:
             print(line)
