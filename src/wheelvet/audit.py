@@ -166,6 +166,10 @@ class Analysis:
     trees: Mapping[str, Tree] = field(default_factory=dict)  # member -> tree
     roots: tuple[str, ...] = ()
     refs: Mapping[str, ExternalRefs] = field(default_factory=dict)  # policy -> combined
+    # The policy each criterion allows on its own: "symbols", "ucs2", "pyfpe",
+    # "blacklist", "isa", "refs" (no external library), "found" (every
+    # external library found, so it can be grafted).
+    verdicts: Mapping[str, Policy] = field(default_factory=dict)
 
 
 _HOST = HostFiles()
@@ -210,7 +214,8 @@ def _is_extension(member: str, facts: ElfFacts) -> tuple[bool, int | None]:
     return False, None
 
 
-def _external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
+def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
+    """The libraries ``tree`` needs that ``policy`` does not allow, and its blacklisted imports."""
     if policy.is_linux:
         return ExternalRefs({}, {})
 
@@ -339,7 +344,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     root_libs: dict[str, set[str]] = {}  # root -> external SONAMEs under the most compatible policy
     for member in roots:
         for p in policies:
-            refs = _external_refs(trees[member], p)
+            refs = external_refs(trees[member], p)
             if p is policies.highest:
                 root_libs[member] = set(refs.libs)
             libs[p.name].update(refs.libs)
@@ -518,7 +523,11 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         findings=tuple(findings),
         tags_granted=overall.tags,
     )
-    return Analysis(audit, contents, policies, trees, roots, refs)
+    verdicts = {"symbols": sym_policy, "ucs2": ucs_policy, "pyfpe": pyfpe_policy, "blacklist": blacklist_policy,
+                "isa": machine_policy, "refs": ref_policy, "found": graft_policy}
+    if purelib_elves:
+        verdicts = {k: policies.linux for k in verdicts}
+    return Analysis(audit, contents, policies, trees, roots, refs, verdicts)
 
 
 def audit_wheel(path: str, options: AuditOptions = AuditOptions()) -> WheelAudit:

@@ -54,6 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
                             "by default every platform tag in the wheel's own file name")
     check.add_argument("--json", action="store_true", help="also print the JSON report")
     _add_audit_options(check)
+
+    repair = sub.add_parser("repair", help="graft external libraries into wheels, patch them and retag them")
+    repair.add_argument("wheels", nargs="+", metavar="WHEEL_FILE")
+    repair.add_argument("-w", "--wheel-dir", dest="wheel_dir", default="wheelhouse/",
+                        help="directory for the repaired wheels (default: wheelhouse/)")
+    repair.add_argument("--plat", default=None, metavar="PLATFORM",
+                        help="the policy to repair to (env AUDITWHEEL_PLAT; default: auto, the most compatible possible)")
+    repair.add_argument("--only-plat", dest="only_plat", action="store_true",
+                        help="tag only with --plat, even if a more compatible tag is met")
+    repair.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="do not graft libraries whose SONAME or path matches this glob (repeatable)")
+    repair.add_argument("--strip", action="store_true", help="strip symbols from the ELF files before patching them")
+    repair.add_argument("-L", "--lib-sdir", dest="lib_sdir", default=".libs",
+                        help="suffix of the directory for grafted libraries: <dist><LIB_SDIR> (default: .libs)")
+    repair.add_argument("-z", "--zip-compression-level", dest="level", default=None, metavar="LEVEL",
+                        help="deflate level 0-9 for new and patched files (env AUDITWHEEL_ZIP_COMPRESSION_LEVEL; default 6)")
+    repair.add_argument("--no-update-tags", dest="update_tags", action="store_false",
+                        help="keep the file name and WHEEL tags as they are")
+    repair.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the repair plan and write nothing")
+    _add_audit_options(repair)
     return parser
 
 
@@ -192,6 +212,47 @@ def _reasons(a: WheelAudit, tag: str) -> list[str]:
     return out
 
 
+def _level(args: argparse.Namespace, environ: dict) -> int:
+    raw = args.level if args.level is not None else environ.get("AUDITWHEEL_ZIP_COMPRESSION_LEVEL", "-1")
+    try:
+        level = int(raw)
+    except ValueError:
+        level = -2
+    if not -1 <= level <= 9:
+        raise UsageError(f"compression level must be -1 to 9, not {raw!r}")
+    return level
+
+
+def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
+    from .repair import RepairOptions, repair_wheel
+
+    level = _level(args, environ)
+    plat = args.plat or environ.get("AUDITWHEEL_PLAT") or "auto"
+    options = RepairOptions(plat=plat, only_plat=args.only_plat, lib_sdir=args.lib_sdir, strip=args.strip,
+                            update_tags=args.update_tags, exclude=tuple(args.exclude))
+    audit_options = AuditOptions(ldpaths=args.ldpaths, environ=environ, exclude=tuple(args.exclude),
+                                 disable_isa_ext_check=args.disable_isa_ext_check,
+                                 allow_pure_python_wheel=args.allow_pure_python_wheel)
+    status = EXIT_OK
+    for path in args.wheels:
+        try:
+            plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level, dry_run=args.dry_run)
+        except UsageError:
+            raise
+        except WheelvetError as exc:
+            print(f"wheelvet: error: {exc}", file=sys.stderr)
+            status = max(status, exc.exit_code)
+            continue
+        if plan is None:
+            print(f"{os.path.basename(path)}: pure Python wheel, copied to {out}")
+        elif out is None:
+            print(plan.describe())
+        else:
+            grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
+            print(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted})")
+    return status
+
+
 def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -201,6 +262,8 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
             return cmd_show(args, env)
         if args.command == "check":
             return cmd_check(args, env)
+        if args.command == "repair":
+            return cmd_repair(args, env)
         parser.error(f"unknown command {args.command}")
     except WheelvetError as exc:
         print(f"wheelvet: error: {exc}", file=sys.stderr)

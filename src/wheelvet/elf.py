@@ -629,3 +629,53 @@ def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: in
                     pieces[s] += chunk[lo - pos : hi - pos]
         pos = end
     return _Bytes(size, prefix, {s: bytes(b) for s, b in pieces.items()})
+
+
+# ---------------------------------------------------------------- soundness
+
+PAGE_SIZE = 0x1000
+
+
+def check_structure(data: bytes, name: str = "") -> list[str]:
+    """Problems that would keep the loader from using a (patched) file.
+
+    Checks what patchelf has been known to break: loadable segments congruent
+    with their addresses modulo their alignment (and aligned to at least a
+    page), the dynamic segment and the dynamic tables inside loaded segments
+    and inside the file, and every library named by a version need also in
+    DT_NEEDED.  An empty list means sound.
+    """
+    problems: list[str] = []
+    buf = _Bytes(len(data), data)
+    try:
+        lay = _Layout(buf)
+    except (InvalidElf, _Missing, struct.error) as exc:
+        return [f"unreadable headers ({exc})"]
+    loads = list(lay.segments(PT_LOAD))
+    if not loads and lay.type == 3:
+        problems.append("no loadable segment")
+    for _t, _f, off, vaddr, size, align in loads:
+        if off + size > len(data):
+            problems.append(f"PT_LOAD at {off:#x} (+{size:#x}) lies past the end of the file")
+        if align > 1:
+            if align & (align - 1):
+                problems.append(f"PT_LOAD at {off:#x}: alignment {align:#x} is not a power of two")
+            elif off % align != vaddr % align:
+                problems.append(f"PT_LOAD at {off:#x}: offset and address {vaddr:#x} differ modulo the alignment {align:#x}")
+            if align < PAGE_SIZE:
+                problems.append(f"PT_LOAD at {off:#x}: alignment {align:#x} is below the page size")
+    for _t, _f, off, vaddr, size, _a in lay.segments(PT_DYNAMIC):
+        if not any(lo <= off and off + size <= lo + sz for _t2, _f2, lo, _v2, sz, _a2 in loads):
+            problems.append(f"the dynamic segment ({off:#x}, +{size:#x}) is not inside a loaded segment")
+    try:
+        facts = _parse(buf)
+    except InvalidElf as exc:
+        problems.append(exc.problem)
+        return problems
+    except (_Missing, struct.error, UnicodeError, ValueError) as exc:
+        problems.append(f"malformed dynamic structures ({exc})")
+        return problems
+    for need in facts.version_needs:
+        if need.library not in facts.needed:
+            problems.append(f"version needs name {need.library}, which is not in DT_NEEDED")
+    return problems

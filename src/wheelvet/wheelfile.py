@@ -94,9 +94,12 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     return purelib, tuple(t.strip() for t in msg.get_all("Tag") or ())
 
 
-def read_wheel(path: str, *, jobs: int | None = None) -> WheelContents:
-    """Open a wheel and parse its ELF members."""
-    filename = os.path.basename(path)
+def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None) -> WheelContents:
+    """Open a wheel and parse its ELF members.
+
+    ``filename`` names the wheel when ``path`` is not its real name (a
+    temporary file being verified)."""
+    filename = filename or os.path.basename(path)
     name = parse_wheel_name(filename)
     try:
         zf = zipfile.ZipFile(path)

@@ -1,0 +1,181 @@
+"""Writing a wheel archive: raw copies of unchanged members, deflate for the rest.
+
+auditwheel unpacks a wheel and deflates every file again.  Here a member that
+does not change is copied as it is: its compressed bytes, CRC and sizes go
+from the input archive to the output without being inflated or deflated.
+Only new or patched members are compressed, on all cores (``zlib`` releases
+the GIL, so threads suffice).
+
+The output is deterministic: the caller fixes the order and the timestamps, so
+the same input gives a byte-identical archive.  Zip64 records are written when
+sizes, offsets or the entry count need them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, Sequence, Union
+
+_LOCAL = b"PK\x03\x04"
+_CENTRAL = b"PK\x01\x02"
+_EOCD = b"PK\x05\x06"
+_EOCD64 = b"PK\x06\x06"
+_EOCD64_LOC = b"PK\x06\x07"
+_U32 = 0xFFFFFFFF
+_U16 = 0xFFFF
+_FLAG_UTF8 = 0x800
+_UNIX = 3  # "version made by" host: UNIX, so external attributes carry modes
+
+DEFAULT_LEVEL = 6  # zlib's Z_DEFAULT_COMPRESSION
+
+
+@dataclass(frozen=True)
+class RawMember:
+    """A member copied from ``source`` (an open zip) without recompression."""
+
+    name: str
+    source: zipfile.ZipFile
+    info: zipfile.ZipInfo
+    date_time: tuple[int, int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """A member whose content is given (compressed here)."""
+
+    name: str
+    data: bytes
+    date_time: tuple[int, int, int, int, int, int]
+    mode: int = 0o644
+
+
+Member = Union[RawMember, NewMember]
+
+
+@dataclass
+class _Prepared:
+    name: bytes
+    method: int
+    crc: int
+    csize: int
+    usize: int
+    dos_time: int
+    dos_date: int
+    external_attr: int
+    flags: int
+    payload: bytes | None  # compressed bytes of a NewMember
+    raw: RawMember | None
+
+
+def _dos(date_time: tuple[int, ...]) -> tuple[int, int]:
+    y, mo, d, h, mi, s = date_time
+    y = min(max(y, 1980), 2107)
+    return (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d
+
+
+def _compress(data: bytes, level: int) -> tuple[int, bytes]:
+    if level == 0:
+        return zipfile.ZIP_STORED, data
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return zipfile.ZIP_DEFLATED, c.compress(data) + c.flush()
+
+
+def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
+    src.seek(info.header_offset)
+    head = src.read(30)
+    if len(head) != 30 or head[:4] != _LOCAL:
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_LEVEL, jobs: int | None = None) -> None:
+    """Write ``members`` (in the given order) as a zip archive to ``out``."""
+    level = DEFAULT_LEVEL if level < 0 else level
+    new = [m for m in members if isinstance(m, NewMember)]
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    # Largest first, so both cores finish together.
+    order = sorted(range(len(new)), key=lambda i: -len(new[i].data))
+    if jobs > 1 and sum(len(m.data) for m in new) > (1 << 20):
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = dict(zip(order, pool.map(lambda i: _compress(new[i].data, level), order)))
+    else:
+        done = {i: _compress(new[i].data, level) for i in order}
+    compressed = {id(m): done[i] for i, m in enumerate(new)}
+
+    prepared = []
+    for m in members:
+        name = m.name.encode("utf-8")
+        flags = _FLAG_UTF8 if not m.name.isascii() else 0
+        t, d = _dos(m.date_time)
+        if isinstance(m, RawMember):
+            info = m.info
+            if info.flag_bits & 0x1:
+                raise zipfile.BadZipFile(f"{info.filename}: encrypted member")
+            prepared.append(_Prepared(name, info.compress_type, info.CRC, info.compress_size, info.file_size,
+                                      t, d, info.external_attr, flags, None, m))
+        else:
+            method, payload = compressed[id(m)]
+            attr = ((0o100000 | (m.mode & 0o7777)) << 16) & _U32
+            prepared.append(_Prepared(name, method, zlib.crc32(m.data) & _U32, len(payload), len(m.data),
+                                      t, d, attr, flags, payload, None))
+
+    offsets = []
+    pos = 0
+    for p in prepared:
+        offsets.append(pos)
+        zip64 = p.csize >= _U32 or p.usize >= _U32
+        extra = struct.pack("<HHQQ", 1, 16, p.usize, p.csize) if zip64 else b""
+        header = _LOCAL + struct.pack(
+            "<HHHHHIIIHH", 45 if zip64 else 20, p.flags, p.method, p.dos_time, p.dos_date, p.crc,
+            _U32 if zip64 else p.csize, _U32 if zip64 else p.usize, len(p.name), len(extra))
+        out.write(header + p.name + extra)
+        pos += len(header) + len(p.name) + len(extra)
+        if p.payload is not None:
+            out.write(p.payload)
+        else:
+            _copy_raw(p.raw, out)
+        pos += p.csize
+
+    cd_start = pos
+    for p, off in zip(prepared, offsets):
+        fields = []
+        if p.usize >= _U32:
+            fields.append(p.usize)
+        if p.csize >= _U32:
+            fields.append(p.csize)
+        if off >= _U32:
+            fields.append(off)
+        extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
+        entry = _CENTRAL + struct.pack(
+            "<HHHHHHIIIHHHHHII", (_UNIX << 8) | 45 if fields else (_UNIX << 8) | 20, 45 if fields else 20,
+            p.flags, p.method, p.dos_time, p.dos_date, p.crc,
+            _U32 if p.csize >= _U32 else p.csize, _U32 if p.usize >= _U32 else p.usize,
+            len(p.name), len(extra), 0, 0, 0, p.external_attr, _U32 if off >= _U32 else off)
+        out.write(entry + p.name + extra)
+        pos += len(entry) + len(p.name) + len(extra)
+    cd_size = pos - cd_start
+    count = len(prepared)
+    if count >= _U16 or cd_start >= _U32 or cd_size >= _U32:
+        out.write(_EOCD64 + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, count, count, cd_size, cd_start))
+        out.write(_EOCD64_LOC + struct.pack("<IQI", 0, pos, 1))
+    out.write(_EOCD + struct.pack("<HHHHIIH", 0, 0, min(count, _U16), min(count, _U16),
+                                  min(cd_size, _U32), min(cd_start, _U32), 0))
+
+
+def _copy_raw(m: RawMember, out: BinaryIO) -> None:
+    src = m.source.fp
+    start = _raw_data_offset(src, m.info)
+    src.seek(start)
+    left = m.info.compress_size
+    while left:
+        chunk = src.read(min(left, 1 << 20))
+        if not chunk:
+            raise zipfile.BadZipFile(f"{m.info.filename}: archive ends inside the member")
+        out.write(chunk)
+        left -= len(chunk)
