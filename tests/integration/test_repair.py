@@ -1,0 +1,299 @@
+"""`wheelvet repair` end to end: real gcc-built binaries, repaired, installed, imported."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from support import EXT_SUFFIX, build_extension, cc, clean_env, write_wheel
+
+TAG = "cp311-cp311-linux_x86_64"
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "wheelvet", *args], capture_output=True, text=True,
+                       env=env if env is not None else clean_env(), timeout=600)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+@pytest.fixture
+def libs(tmp_path, need_gcc):
+    """libA needs libB (whose value the tests look for); both outside system paths."""
+    d = tmp_path / "libs"
+    cc(d / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
+    cc(d / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
+       "-Wl,-soname,libA.so.1", f"-L{d}", "-l:libB.so.2")
+    return d
+
+
+def ext_wheel(tmp_path: Path, libs: Path, modules=("spam",), *, extra=None, flags=(), name="pkg-1.0", tag=TAG) -> Path:
+    files = {"pkg/__init__.py": b""}
+    for m in modules:
+        ext = build_extension(tmp_path / "build", m, f"-L{libs}", "-l:libA.so.1", *flags,
+                              body="int a_value(void);", call="a_value()")
+        files[f"pkg/{ext.name}"] = ext.read_bytes()
+    files.update(extra or {})
+    return write_wheel(tmp_path / f"{name}-{tag}.whl", files, tag=tag)
+
+
+def repair(wheel: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run("repair", "-w", str(out), *extra, str(wheel), env=env)
+
+
+def only_wheel(out: Path) -> Path:
+    files = [p for p in out.iterdir()]
+    assert len(files) == 1 and files[0].suffix == ".whl", files  # nothing else: no temporary files
+    return files[0]
+
+
+def elf_of(wheel: Path, member: str) -> ELFFile:
+    return ELFFile(io.BytesIO(zipfile.ZipFile(wheel).read(member)))
+
+
+def dyn(elf: ELFFile, tag: str) -> list[str]:
+    d = elf.get_section_by_name(".dynamic")
+    attr = {"DT_NEEDED": "needed", "DT_RPATH": "rpath", "DT_RUNPATH": "runpath", "DT_SONAME": "soname"}[tag]
+    return [getattr(t, attr) for t in d.iter_tags() if t.entry.d_tag == tag]
+
+
+def check_record(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        rec_name = next(n for n in zf.namelist() if n.endswith(".dist-info/RECORD"))
+        rows = list(csv.reader(io.StringIO(zf.read(rec_name).decode())))
+        names = {i.filename for i in zf.infolist() if not i.is_dir()}
+        assert {r[0] for r in rows} == names
+        for path, digest, size in rows:
+            if path == rec_name:
+                assert digest == size == ""
+                continue
+            data = zf.read(path)
+            assert size == str(len(data))
+            assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def test_end_to_end_graft_install_import(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    p = repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    assert "manylinux" in fixed.name and "linux_x86_64" not in fixed.name.split("-")[-1].replace("manylinux", "")
+    names = zipfile.ZipFile(fixed).namelist()
+    grafted = sorted(n for n in names if n.startswith("pkg.libs/"))
+    assert [n.split("-")[0] for n in grafted] == ["pkg.libs/libA", "pkg.libs/libB"]
+    for n in grafted:  # the hash is of the source library's content
+        src = libs / (n.split("/")[1].split("-")[0] + "." + n.split(".", 2)[2])
+        assert hashlib.sha256(src.read_bytes()).hexdigest()[:8] in n
+        assert dyn(elf_of(fixed, n), "DT_SONAME") == [n.split("/")[1]]
+    ext = elf_of(fixed, f"pkg/spam{EXT_SUFFIX}")
+    assert dyn(ext, "DT_RPATH") == ["$ORIGIN/../pkg.libs"]
+    liba = next(n for n in grafted if "libA" in n)
+    assert dyn(elf_of(fixed, liba), "DT_RPATH") == ["$ORIGIN"]  # it needs the grafted libB
+    assert any("libB-" in n for n in dyn(elf_of(fixed, liba), "DT_NEEDED"))
+    check_record(fixed)
+
+    shutil.rmtree(libs)  # the libraries must now come from the wheel
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(fixed)], check=True)
+    code = ("import pkg.spam, sys; v = pkg.spam.value(); "
+            "maps = open('/proc/self/maps').read(); "
+            "print(v, 'pkg.libs/libB-' in maps)")
+    res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
+    assert res.stdout.split() == ["43", "True"], res.stderr
+
+
+def test_two_extensions_share_one_copy(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs, modules=("one", "two"))
+    out = tmp_path / "out"
+    assert repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
+    fixed = only_wheel(out)
+    grafted = [n for n in zipfile.ZipFile(fixed).namelist() if n.startswith("pkg.libs/")]
+    assert len(grafted) == 2
+    a = next(n for n in grafted if "libA" in n).split("/")[1]
+    for m in ("one", "two"):
+        assert a in dyn(elf_of(fixed, f"pkg/{m}{EXT_SUFFIX}"), "DT_NEEDED")
+
+
+def test_exclude_leaves_a_library_and_its_subtree(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    p = repair(whl, out, "--exclude", "libA.so.*", env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    assert not [n for n in zipfile.ZipFile(fixed).namelist() if ".libs/" in n]
+    assert "libA.so.1" in dyn(elf_of(fixed, f"pkg/spam{EXT_SUFFIX}"), "DT_NEEDED")
+
+
+def test_rpath_inside_the_wheel_is_kept_and_outside_dropped(tmp_path, libs):
+    inner = cc(tmp_path / "inner" / "libinner.so", {"i.c": "int inner(void){return 7;}"}, "-Wl,-soname,libinner.so")
+    ext = build_extension(tmp_path / "build", "mixed", f"-L{libs}", "-l:libA.so.1", f"-L{inner.parent}", "-l:libinner.so",
+                          "-Wl,-rpath,$ORIGIN/../pkg.internal:/opt/nowhere", "-Wl,--disable-new-dtags",
+                          body="int a_value(void); int inner(void);", call="a_value() + inner()")
+    whl = write_wheel(tmp_path / f"pkg-1.0-{TAG}.whl", {f"pkg/{ext.name}": ext.read_bytes(),
+                                                      "pkg.internal/libinner.so": inner.read_bytes()})
+    out = tmp_path / "out"
+    assert repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
+    fixed = only_wheel(out)
+    assert dyn(elf_of(fixed, f"pkg/{ext.name}"), "DT_RPATH") == ["$ORIGIN/../pkg.internal:$ORIGIN/../pkg.libs"]
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(target), str(fixed)], check=True)
+    shutil.rmtree(libs)
+    res = subprocess.run([sys.executable, "-c", "import pkg.mixed; print(pkg.mixed.value())"], capture_output=True, text=True,
+                         env=clean_env(PYTHONPATH=str(target)), cwd=tmp_path)
+    assert res.stdout.strip() == "50", res.stderr
+
+
+def test_executable_in_data_scripts_moves_behind_a_launcher(tmp_path, libs):
+    exe = cc(tmp_path / "tool", {"t.c": "#include <stdio.h>\nint a_value(void); int main(void){printf(\"%d\\n\", a_value()); return 0;}"},
+             f"-L{libs}", "-l:libA.so.1", f"-Wl,-rpath-link,{libs}", shared=False)
+    whl = write_wheel(tmp_path / f"pkg-1.0-{TAG}.whl", {"pkg-1.0.data/scripts/tool": exe.read_bytes(), "pkg/__init__.py": b""})
+    out = tmp_path / "out"
+    p = repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    zf = zipfile.ZipFile(fixed)
+    assert dyn(elf_of(fixed, "pkg.scripts/tool"), "DT_RPATH") == ["$ORIGIN/../pkg.libs"]
+    assert zf.read("pkg-1.0.data/scripts/tool").startswith(b"#!python")
+    shutil.rmtree(libs)
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(fixed)], check=True)
+    res = subprocess.run([str(env_dir / "bin" / "tool")], capture_output=True, text=True, env=clean_env())
+    assert res.stdout.strip() == "43", res.stderr
+
+
+def test_strip_removes_symbol_tables(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs, flags=("-g",))
+    out = tmp_path / "out"
+    assert repair(whl, out, "--strip", env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
+    fixed = only_wheel(out)
+    for n in zipfile.ZipFile(fixed).namelist():
+        if n.endswith(".so") or ".so." in n:
+            elf = elf_of(fixed, n)
+            assert elf.get_section_by_name(".symtab") is None and elf.get_section_by_name(".debug_info") is None, n
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(target), str(fixed)], check=True)
+    res = subprocess.run([sys.executable, "-c", "import pkg.spam; print(pkg.spam.value())"], capture_output=True, text=True,
+                         env=clean_env(PYTHONPATH=str(target)), cwd=tmp_path)
+    assert res.stdout.strip() == "43", res.stderr
+
+
+def test_too_recent_symbol_version_is_refused(tmp_path, need_gcc):
+    ext = build_extension(tmp_path / "b", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
+    whl = write_wheel(tmp_path / f"m-1.0-{TAG}.whl", {f"m/{ext.name}": ext.read_bytes()})
+    out = tmp_path / "out"
+    p = repair(whl, out, "--plat", "manylinux2014_x86_64")
+    assert p.returncode == 1
+    assert "GLIBC_2.29 from libm.so.6" in p.stderr and f"m/{ext.name}" in p.stderr and "exp" in p.stderr
+    assert p.stderr.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_plat_more_compatible_than_possible_is_refused_less_compatible_is_tagged(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    env = clean_env(LD_LIBRARY_PATH=str(libs))
+    best = json.loads(run("show", "--json", str(whl), env=env).stdout)["repairable_tag"]
+    assert best.startswith("manylinux_")
+    out = tmp_path / "o1"
+    p = repair(whl, out, "--plat", "manylinux_2_41_x86_64", env=env)
+    assert p.returncode == 0, p.stderr
+    tags = only_wheel(out).name[:-4].split("-")[-1].split(".")
+    assert "manylinux_2_41_x86_64" in tags and best in tags  # asked for, and the best it meets
+    out = tmp_path / "o2"
+    assert repair(whl, out, "--plat", "manylinux_2_41_x86_64", "--only-plat", env=env).returncode == 0
+    assert only_wheel(out).name.endswith("-manylinux_2_41_x86_64.whl")
+    # AUDITWHEEL_PLAT is the default of --plat
+    out = tmp_path / "o3"
+    assert repair(whl, out, "--only-plat", env=clean_env(LD_LIBRARY_PATH=str(libs), AUDITWHEEL_PLAT="manylinux_2_39_x86_64")).returncode == 0
+    assert only_wheel(out).name.endswith("-manylinux_2_39_x86_64.whl")
+
+
+def test_plat_beyond_what_symbols_allow_is_refused(tmp_path, need_gcc):
+    ext = build_extension(tmp_path / "b", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
+    whl = write_wheel(tmp_path / f"m-1.0-{TAG}.whl", {f"m/{ext.name}": ext.read_bytes()})
+    p = repair(whl, tmp_path / "out", "--plat", "manylinux1_x86_64")
+    assert p.returncode == 1 and "cannot repair" in p.stderr
+    p = repair(whl, tmp_path / "out", "--plat", "manylinux_2_99_x86_64")
+    assert p.returncode == 2
+
+
+def test_reproducible_and_idempotent(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    env = clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert repair(whl, a, env=env).returncode == 0
+    assert repair(whl, b, env=env).returncode == 0
+    assert only_wheel(a).read_bytes() == only_wheel(b).read_bytes()
+    assert all(i.date_time == (2023, 11, 14, 22, 13, 20) for i in zipfile.ZipFile(only_wheel(a)).infolist())
+    assert repair(only_wheel(a), c, env=env).returncode == 0  # repairing a repaired wheel changes nothing
+    assert only_wheel(c).read_bytes() == only_wheel(a).read_bytes()
+    names = zipfile.ZipFile(only_wheel(a)).namelist()
+    assert names[-1].endswith(".dist-info/RECORD")
+    body = [n for n in names if ".dist-info/" not in n]
+    assert body == sorted(body)
+
+
+def test_dry_run_writes_nothing(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    p = repair(whl, out, "--dry-run", env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 0 and "graft libA.so.1" in p.stdout and "rpath $ORIGIN/../pkg.libs" in p.stdout
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_failing_patchelf_leaves_nothing_behind(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.whl").write_bytes(b"an earlier output")
+    p = repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF="/bin/false"))
+    assert p.returncode == 4 and "patchelf" in p.stderr and p.stderr.count("\n") == 1
+    assert [x.name for x in out.iterdir()] == ["earlier.whl"]
+    assert (out / "earlier.whl").read_bytes() == b"an earlier output"
+
+
+def test_not_found_library_is_refused(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    p = repair(whl, tmp_path / "out")  # no LD_LIBRARY_PATH
+    assert p.returncode == 1 and "libA.so.1" in p.stderr and "not found" in p.stderr
+
+
+def test_no_update_tags_and_stored_members(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    assert repair(whl, out, "--no-update-tags", "-z", "0", env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
+    fixed = only_wheel(out)
+    assert fixed.name == whl.name
+    zf = zipfile.ZipFile(fixed)
+    assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist() if ".libs/" in i.filename)
+    check_record(fixed)
+
+
+def test_pure_wheel(tmp_path):
+    whl = write_wheel(tmp_path / "p-1.0-py3-none-any.whl", {"p/__init__.py": b""}, tag="py3-none-any")
+    assert repair(whl, tmp_path / "o").returncode == 1
+    p = repair(whl, tmp_path / "o2", "--allow-pure-python-wheel")
+    assert p.returncode == 0 and (tmp_path / "o2" / whl.name).read_bytes() == whl.read_bytes()
+
+
+def test_lib_sdir(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    assert repair(whl, out, "-L", ".vendored", env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
+    assert any(n.startswith("pkg.vendored/libA-") for n in zipfile.ZipFile(only_wheel(out)).namelist())
