@@ -323,15 +323,16 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
                                      exclude=options.exclude, conf_dirs=conf)
 
     extensions = {m for m, f in valid.items() if _is_extension(m, f)[0]}
-    # Fill the gaps of non-extension files from a complete tree that loads them.
-    complete = [trees[m] for m in valid if m in extensions] + [trees[m] for m in valid if m not in extensions]
-    complete = [t for t in complete if t.complete]
+    # A non-extension file loaded by another ELF file of the wheel finds, in
+    # the process, what that file's tree already loaded: fill its gaps from
+    # such a tree (extensions first, complete trees before incomplete ones).
+    loaders = sorted(trees.items(), key=lambda kv: (kv[0] not in extensions, not kv[1].complete))
     for member in valid:
         if member in extensions or trees[member].complete:
             continue
         here = wheel_path(member)
-        for ref in complete:
-            if any(lib.realpath == here for lib in ref.libraries.values()):
+        for other, ref in loaders:
+            if other != member and any(lib.realpath == here for lib in ref.libraries.values()):
                 trees[member] = borrow_resolutions(trees[member], ref)
                 break
 
