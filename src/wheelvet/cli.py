@@ -253,7 +253,20 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     return status
 
 
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that cleanup (finally) runs."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     env = dict(os.environ if environ is None else environ)
@@ -271,6 +284,9 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     except KeyboardInterrupt:
         print("wheelvet: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("wheelvet: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -345,20 +346,59 @@ def find_patchelf() -> str:
     return found
 
 
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+TOOL_TIMEOUT = 600  # seconds for one patchelf or strip call
+
+
 def _run(cmd: list[str], what: str) -> None:
+    """Run a tool on a file; any failure is a RepairFailed naming it."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except FileNotFoundError:
-        raise RepairFailed(f"{what}: {cmd[0]} not found") from None
+        # A session of its own, so that stopping it stops what it started too.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                start_new_session=True)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise RepairFailed(f"{what}: cannot run {cmd[0]} ({exc.strerror})") from None
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
+    try:
+        _out, err = proc.communicate(timeout=TOOL_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise RepairFailed(f"{what}: {os.path.basename(cmd[0])} did not finish in 600 s") from None
-    if done.returncode != 0:
-        if done.returncode < 0:
-            why = f"killed by signal {signal.Signals(-done.returncode).name}"
+        _kill(proc)
+        proc.communicate()
+        raise RepairFailed(f"{what}: {os.path.basename(cmd[0])} did not finish in {TOOL_TIMEOUT} s") from None
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+    if proc.returncode != 0:
+        if proc.returncode < 0:
+            why = f"killed by signal {signal.Signals(-proc.returncode).name}"
         else:
-            why = f"exit code {done.returncode}"
-        err = " ".join(done.stderr.split())[-300:]
+            why = f"exit code {proc.returncode}"
+        err = " ".join(err.split())[-300:]
         raise RepairFailed(f"{what}: {os.path.basename(cmd[0])} failed ({why}){': ' + err if err else ''}")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_all(commands: list[tuple[list[str], str]]) -> None:
+    """Run tools two at a time; on any failure or interrupt, stop them all."""
+    pool = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
+    try:
+        for future in [pool.submit(_run, cmd, what) for cmd, what in commands]:
+            future.result()
+    except BaseException:
+        with _RUNNING_LOCK:
+            for proc in _RUNNING:
+                _kill(proc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _patch_command(patchelf: str, path: str, *, soname: str | None = None, replace=(), remove=(),
@@ -456,10 +496,9 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             changed[g.member] = dest
 
         if plan.strip:
-            for member in plan.strip:
-                target = next((p.target for p in plan.patches if p.member == member), member)
-                if target in changed:
-                    _run(["strip", "-s", changed[target]], f"strip {member}")
+            targets = {p.member: p.target for p in plan.patches}
+            _run_all([(["strip", "-s", changed[targets.get(m, m)]], f"strip {m}")
+                      for m in plan.strip if targets.get(m, m) in changed])
 
         commands = []
         for p in plan.patches:
@@ -470,9 +509,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             cmd = _patch_command(patchelf, changed[g.member], soname=g.new_soname, replace=g.replace_needed,
                                  rpath=g.rpath, clear_rpath=g.rpath is None)
             commands.append((cmd, f"patchelf {g.member} (grafted from {g.source})"))
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            for f in [pool.submit(_run, cmd, what) for cmd, what in commands]:
-                f.result()
+        _run_all(commands)
 
         for p in plan.patches:
             _verify_file(changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),

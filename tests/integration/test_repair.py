@@ -297,3 +297,33 @@ def test_lib_sdir(tmp_path, libs):
     out = tmp_path / "out"
     assert repair(whl, out, "-L", ".vendored", env=clean_env(LD_LIBRARY_PATH=str(libs))).returncode == 0
     assert any(n.startswith("pkg.vendored/libA-") for n in zipfile.ZipFile(only_wheel(out)).namelist())
+
+
+def test_sigterm_during_repair_leaves_nothing(tmp_path, libs):
+    """A slow patchelf stands in for a long repair; SIGTERM must clean up."""
+    import signal
+    import time
+
+    slow = tmp_path / "slow-patchelf"
+    slow.write_text("#!/bin/sh\nsleep 30\n")
+    slow.chmod(0o755)
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(whl)],
+                            env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(slow)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.name.startswith("wheelvet-repair-") for p in Path(tempfile_dir()).iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
