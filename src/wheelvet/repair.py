@@ -466,7 +466,7 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
         _apply(plan, analysis, tmp_out, work, level, environ)
-        _verify_output(plan, tmp_out, audit_options or AuditOptions(environ=environ))
+        _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ))
         os.replace(tmp_out, final)
         return final
     finally:
@@ -611,10 +611,14 @@ def _rewrite_wheel_file(data: bytes, plan: RepairPlan) -> bytes:
     return ("\n".join(out).rstrip("\n") + "\n").encode()
 
 
-def _verify_output(plan: RepairPlan, path: str, options: AuditOptions) -> None:
+def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: AuditOptions) -> None:
     """The written wheel, audited again, must meet the policy it is tagged with."""
     try:
-        contents = read_wheel(path, jobs=1, filename=plan.out_name)
+        # Members copied raw hold the input's bytes: their facts are reused
+        # (same name, CRC and size); everything patched or new is parsed.
+        with zipfile.ZipFile(plan.wheel) as src:
+            crcs = {i.filename: (i.CRC, i.file_size) for i in src.infolist()}
+        contents = read_wheel(path, filename=plan.out_name, known=analysis.contents, known_crcs=crcs)
     except WheelvetError as exc:
         raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None
     audit = analyze(contents, options).audit

@@ -94,11 +94,15 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     return purelib, tuple(t.strip() for t in msg.get_all("Tag") or ())
 
 
-def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None) -> WheelContents:
+def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None,
+               known: WheelContents | None = None, known_crcs: Mapping[str, tuple[int, int]] | None = None) -> WheelContents:
     """Open a wheel and parse its ELF members.
 
     ``filename`` names the wheel when ``path`` is not its real name (a
-    temporary file being verified)."""
+    temporary file being verified).  ``known`` is an earlier reading of a
+    wheel whose members, where ``known_crcs`` gives them the same (CRC, size)
+    as here, hold the same bytes (a repair copies them raw): their facts are
+    reused instead of parsed again."""
     filename = filename or os.path.basename(path)
     name = parse_wheel_name(filename)
     try:
@@ -125,8 +129,14 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
                 raise InvalidWheel(filename, f"cannot read member ({exc})", info.filename) from None
             if is_elf(head):
                 elf_members.append(info)
+        reused: dict[str, ElfFacts] = {}
+        if known is not None and known_crcs is not None:
+            for info in elf_members:
+                if info.filename in known.elf and known_crcs.get(info.filename) == (info.CRC, info.file_size):
+                    reused[info.filename] = known.elf[info.filename]
         try:
-            facts = _parse_all(path, zf, elf_members, jobs)
+            parsed = _parse_all(path, zf, [i for i in elf_members if i.filename not in reused], jobs)
+            facts = {i.filename: reused.get(i.filename) or parsed[i.filename] for i in elf_members}
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise InvalidWheel(filename, f"corrupt archive ({exc})") from None
     return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(members), facts)
