@@ -424,6 +424,18 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
+def _record_hash_of(m: NewMember) -> tuple[str, str]:
+    """RECORD's hash and size of a new member, read in chunks."""
+    if m.data is not None:
+        return _record_hash(m.data), str(len(m.data))
+    h, size = hashlib.sha256(), 0
+    with open(m.path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode(), str(size)
+
+
 def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
     if epoch:
         try:
@@ -546,21 +558,20 @@ def _members(plan, analysis, zf, files, changed, fixed, newest):
         elif name == wheel_name and (plan.wheel_tags is not None or plan.root_is_purelib is not None):
             entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp)
         elif name in changed:
-            with open(changed[name], "rb") as f:
-                entries[name] = NewMember(name, f.read(), fixed or info.date_time, mode=(info.external_attr >> 16) & 0o7777 or 0o755)
+            entries[name] = NewMember(name, None, fixed or info.date_time,
+                                      mode=(info.external_attr >> 16) & 0o7777 or 0o755, path=changed[name])
         else:
             entries[name] = RawMember(name, zf, info, fixed or info.date_time)
     for name, path in changed.items():
         if name not in entries:
-            with open(path, "rb") as f:
-                entries[name] = NewMember(name, f.read(), stamp, mode=0o755)
+            entries[name] = NewMember(name, None, stamp, mode=0o755, path=path)
 
     # RECORD: hashes of copied members come from the input RECORD when it
     # lists the same size; anything else is hashed here.
     rows = []
     for name, m in entries.items():
         if isinstance(m, NewMember):
-            rows.append((name, _record_hash(m.data), str(len(m.data))))
+            rows.append((name, *_record_hash_of(m)))
         else:
             old = old_record.get(name)
             if old and old[1] == str(m.info.file_size) and old[0].startswith("sha256="):

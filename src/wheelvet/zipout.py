@@ -46,12 +46,19 @@ class RawMember:
 
 @dataclass(frozen=True)
 class NewMember:
-    """A member whose content is given (compressed here)."""
+    """A member whose content is given, in memory (``data``) or in a file
+    (``path``, read in chunks so that large libraries never sit in memory
+    whole); it is compressed here."""
 
     name: str
-    data: bytes
+    data: bytes | None
     date_time: tuple[int, int, int, int, int, int]
     mode: int = 0o644
+    path: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
 
 
 Member = Union[RawMember, NewMember]
@@ -78,11 +85,29 @@ def _dos(date_time: tuple[int, ...]) -> tuple[int, int]:
     return (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d
 
 
-def _compress(data: bytes, level: int) -> tuple[int, bytes]:
-    if level == 0:
-        return zipfile.ZIP_STORED, data
-    c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return zipfile.ZIP_DEFLATED, c.compress(data) + c.flush()
+CHUNK = 1 << 20
+
+
+def _chunks(m: NewMember):
+    if m.data is not None:
+        yield m.data
+        return
+    with open(m.path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _compress(m: NewMember, level: int) -> tuple[int, bytes, int, int]:
+    """(method, payload, crc, uncompressed size)."""
+    crc, size, parts = 0, 0, []
+    c = zlib.compressobj(level, zlib.DEFLATED, -15) if level else None
+    for chunk in _chunks(m):
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        parts.append(c.compress(chunk) if c else chunk)
+    if c:
+        parts.append(c.flush())
+    return (zipfile.ZIP_DEFLATED if c else zipfile.ZIP_STORED), b"".join(parts), crc & _U32, size
 
 
 def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
@@ -100,12 +125,13 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
     new = [m for m in members if isinstance(m, NewMember)]
     jobs = jobs or min(2, os.cpu_count() or 1)
     # Largest first, so both cores finish together.
-    order = sorted(range(len(new)), key=lambda i: -len(new[i].data))
-    if jobs > 1 and sum(len(m.data) for m in new) > (1 << 20):
+    sizes = [m.size for m in new]
+    order = sorted(range(len(new)), key=lambda i: -sizes[i])
+    if jobs > 1 and sum(sizes) > (1 << 20):
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = dict(zip(order, pool.map(lambda i: _compress(new[i].data, level), order)))
+            done = dict(zip(order, pool.map(lambda i: _compress(new[i], level), order)))
     else:
-        done = {i: _compress(new[i].data, level) for i in order}
+        done = {i: _compress(new[i], level) for i in order}
     compressed = {id(m): done[i] for i, m in enumerate(new)}
 
     prepared = []
@@ -120,10 +146,9 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
             prepared.append(_Prepared(name, info.compress_type, info.CRC, info.compress_size, info.file_size,
                                       t, d, info.external_attr, flags, None, m))
         else:
-            method, payload = compressed[id(m)]
+            method, payload, crc, usize = compressed[id(m)]
             attr = ((0o100000 | (m.mode & 0o7777)) << 16) & _U32
-            prepared.append(_Prepared(name, method, zlib.crc32(m.data) & _U32, len(payload), len(m.data),
-                                      t, d, attr, flags, payload, None))
+            prepared.append(_Prepared(name, method, crc, len(payload), usize, t, d, attr, flags, payload, None))
 
     offsets = []
     pos = 0

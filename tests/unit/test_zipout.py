@@ -1,0 +1,72 @@
+"""The zip writer: raw copies stay byte-identical, output is deterministic and readable."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+
+from wheelvet.zipout import NewMember, RawMember, write_zip
+
+T = (2020, 1, 2, 3, 4, 6)
+
+
+def _source(tmp_path):
+    src = tmp_path / "src.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("stored.txt", T), b"plain " * 100, compress_type=zipfile.ZIP_STORED)
+        zf.writestr(zipfile.ZipInfo("deflated.bin", T), os.urandom(1000) + b"\0" * 50000, compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(zipfile.ZipInfo("dir/\u00fcnicode.txt", T), "h\u00e9llo".encode(), compress_type=zipfile.ZIP_DEFLATED)
+    return src
+
+
+def test_raw_copies_keep_their_compressed_bytes(tmp_path):
+    src = _source(tmp_path)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"abc" * 500_000)
+    with zipfile.ZipFile(src) as zf:
+        members = [RawMember(i.filename, zf, i, i.date_time) for i in zf.infolist()]
+        members.append(NewMember("new.txt", b"fresh", T, mode=0o755))
+        members.append(NewMember("from-file.bin", None, T, path=str(big)))
+        out = io.BytesIO()
+        write_zip(out, members, level=9)
+        originals = {i.filename: (i.compress_type, i.compress_size, i.CRC, zf.read(i)) for i in zf.infolist()}
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as back:
+        assert back.testzip() is None
+        for name, (method, csize, crc, data) in originals.items():
+            info = back.getinfo(name)
+            assert (info.compress_type, info.compress_size, info.CRC) == (method, csize, crc)
+            assert back.read(name) == data
+        assert back.read("new.txt") == b"fresh" and (back.getinfo("new.txt").external_attr >> 16) & 0o777 == 0o755
+        assert back.read("from-file.bin") == big.read_bytes()
+        assert back.getinfo("from-file.bin").compress_size < 100_000
+        assert [i.filename for i in back.infolist()] == [m.name for m in members]
+
+
+def test_deterministic(tmp_path):
+    src = _source(tmp_path)
+    outs = []
+    for _ in range(2):
+        with zipfile.ZipFile(src) as zf:
+            buf = io.BytesIO()
+            write_zip(buf, [RawMember(i.filename, zf, i, T) for i in zf.infolist()] + [NewMember("n", b"x" * 3_000_000, T)])
+            outs.append(buf.getvalue())
+    assert outs[0] == outs[1]
+
+
+def test_level_zero_stores(tmp_path):
+    buf = io.BytesIO()
+    write_zip(buf, [NewMember("a", b"aaaa" * 1000, T)], level=0)
+    with zipfile.ZipFile(buf) as zf:
+        assert zf.getinfo("a").compress_type == zipfile.ZIP_STORED and zf.read("a") == b"aaaa" * 1000
+
+
+def test_more_than_65535_entries_use_zip64_records():
+    members = [NewMember(f"f{i:06d}", b"", T) for i in range(70_000)]
+    buf = io.BytesIO()
+    write_zip(buf, members, level=0)
+    data = buf.getvalue()
+    assert b"PK\x06\x06" in data[-200:]  # zip64 end of central directory
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+    assert len(names) == 70_000 and names[-1] == "f069999"
