@@ -1,0 +1,66 @@
+"""One pull-request comment per report id, found again by a hidden marker.
+
+All calls go through PyGithub, given the API base URL (``api-url``), so a
+GitHub Enterprise server works too.  The class is handed its client, so tests
+point it at a local fake of the REST API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from github import Auth, Github, GithubException
+
+from ..errors import WheelvetError
+
+
+class CommentError(WheelvetError):
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: str  # "created", "updated", "skipped"
+    url: str | None = None
+    reason: str | None = None
+
+
+def marker(report_id: str) -> str:
+    """The hidden first line that identifies a report's comment."""
+    safe = report_id.replace("--", "- -").replace(">", "&gt;")
+    return f"<!-- wheelvet-report: {safe} -->"
+
+
+def make_client(api_url: str, token: str, *, timeout: int = 20, retries: int = 3) -> Github:
+    return Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=retries, lazy=True,
+                  seconds_between_requests=0, seconds_between_writes=0)
+
+
+class PullRequestCommenter:
+    def __init__(self, client: Github, repository: str) -> None:
+        self.client = client
+        self.repository = repository
+
+    def upsert(self, number: int, report_id: str, body: str) -> CommentResult:
+        """Edit the report's comment in place, or create it; never a second copy."""
+        tag = marker(report_id)
+        if not body.startswith(tag):
+            body = f"{tag}\n{body}"
+        try:
+            issue = self.client.get_repo(self.repository).get_issue(number)
+            mine = None
+            for c in issue.get_comments():
+                if (c.body or "").startswith(tag):
+                    mine = c
+                    break
+            if mine is not None:
+                mine.edit(body)
+                return CommentResult("updated", mine.html_url)
+            created = issue.create_comment(body)
+            return CommentResult("created", created.html_url)
+        except GithubException as exc:
+            if exc.status in (401, 403, 404):
+                # e.g. a pull request from a fork: the token cannot write here
+                message = (exc.data or {}).get("message") if isinstance(exc.data, dict) else None
+                return CommentResult("skipped", None, f"GitHub answered {exc.status}{': ' + message if message else ''}")
+            raise CommentError(f"could not post the pull-request comment: GitHub answered {exc.status}") from None
