@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="also print the JSON report")
     _add_audit_options(check)
 
+    sub.add_parser("action", help="run the GitHub Action's job from the environment the runner gives a container action")
+
     repair = sub.add_parser("repair", help="graft external libraries into wheels, patch them and retag them")
     repair.add_argument("wheels", nargs="+", metavar="WHEEL_FILE")
     repair.add_argument("-w", "--wheel-dir", dest="wheel_dir", default="wheelhouse/",
@@ -277,6 +279,10 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
             return cmd_check(args, env)
         if args.command == "repair":
             return cmd_repair(args, env)
+        if args.command == "action":
+            from .action import main as action_main
+
+            return action_main(env)
         parser.error(f"unknown command {args.command}")
     except WheelvetError as exc:
         print(f"wheelvet: error: {exc}", file=sys.stderr)

@@ -41,8 +41,9 @@ class PullRequestCommenter:
         self.client = client
         self.repository = repository
 
-    def upsert(self, number: int, report_id: str, body: str) -> CommentResult:
-        """Edit the report's comment in place, or create it; never a second copy."""
+    def upsert(self, number: int, report_id: str, body: str, *, create: bool = True) -> CommentResult:
+        """Edit the report's comment in place, or create it (unless not
+        ``create``); never a second copy."""
         tag = marker(report_id)
         if not body.startswith(tag):
             body = f"{tag}\n{body}"
@@ -56,6 +57,8 @@ class PullRequestCommenter:
             if mine is not None:
                 mine.edit(body)
                 return CommentResult("updated", mine.html_url)
+            if not create:
+                return CommentResult("skipped")
             created = issue.create_comment(body)
             return CommentResult("created", created.html_url)
         except GithubException as exc:
