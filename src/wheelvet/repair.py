@@ -296,6 +296,10 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) ->
             kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member))
             entry = f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
             rpath = ":".join(dict.fromkeys(kept + [entry]))
+            if rpath == tree.facts.rpath and not tree.facts.runpath and not new_member:
+                rpath = None  # already what it should be (a wheel repaired before)
+        if not (replace or remove or rpath or new_member or options.strip):
+            continue  # nothing to change: the member is copied as it is
         patches.append(Patch(member, new_member, tuple(replace), tuple(remove), rpath))
 
     final_grafts = []

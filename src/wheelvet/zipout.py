@@ -86,28 +86,75 @@ def _dos(date_time: tuple[int, ...]) -> tuple[int, int]:
 
 
 CHUNK = 1 << 20
+PIECE = 4 << 20  # a large member is deflated in pieces of this size, in parallel
+WINDOW = 32 << 10  # deflate's history window
 
 
-def _chunks(m: NewMember):
+def _read(m: NewMember, off: int, n: int) -> bytes:
     if m.data is not None:
-        yield m.data
-        return
+        return m.data[off : off + n]
+    with open(m.path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def _deflate_piece(m: NewMember, off: int, n: int, last: bool, level: int) -> bytes:
+    """Deflate bytes [off, off+n) of a member as one piece of its stream.
+
+    As pigz does: each piece is primed with the 32 KiB before it (which the
+    inflater has in its window by then) and ends with a sync flush (a
+    byte-aligned, non-final block), so the pieces concatenate into one valid
+    deflate stream, nearly as small as a single-threaded one.
+    """
+    data = _read(m, off, n)
+    if off:
+        start = max(0, off - WINDOW)
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=_read(m, start, off - start))
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _crc_and_size(m: NewMember) -> tuple[int, int]:
+    if m.data is not None:
+        return zlib.crc32(m.data) & _U32, len(m.data)
+    crc, size = 0, 0
     with open(m.path, "rb") as f:
         while chunk := f.read(CHUNK):
-            yield chunk
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return crc & _U32, size
 
 
-def _compress(m: NewMember, level: int) -> tuple[int, bytes, int, int]:
-    """(method, payload, crc, uncompressed size)."""
-    crc, size, parts = 0, 0, []
-    c = zlib.compressobj(level, zlib.DEFLATED, -15) if level else None
-    for chunk in _chunks(m):
-        crc = zlib.crc32(chunk, crc)
-        size += len(chunk)
-        parts.append(c.compress(chunk) if c else chunk)
-    if c:
-        parts.append(c.flush())
-    return (zipfile.ZIP_DEFLATED if c else zipfile.ZIP_STORED), b"".join(parts), crc & _U32, size
+def _compress_all(new: list[NewMember], level: int, jobs: int) -> dict[int, tuple[int, bytes, int, int]]:
+    """id(member) -> (method, payload, crc, size); pieces deflated on ``jobs`` threads."""
+    out: dict[int, tuple[int, bytes, int, int]] = {}
+    if level == 0:
+        for m in new:
+            crc, size = _crc_and_size(m)
+            out[id(m)] = (zipfile.ZIP_STORED, _read(m, 0, size), crc, size)
+        return out
+    sizes = [m.size for m in new]
+    tasks = []  # (member index, offset, length, last): largest members first
+    for i in sorted(range(len(new)), key=lambda i: -sizes[i]):
+        offsets = list(range(0, sizes[i], PIECE)) or [0]
+        for k, off in enumerate(offsets):
+            tasks.append((i, off, min(PIECE, sizes[i] - off), k == len(offsets) - 1))
+    if jobs > 1 and sum(sizes) > CHUNK:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_deflate_piece, new[i], off, n, last, level) for i, off, n, last in tasks]
+            crcs = [_crc_and_size(m) for m in new]  # meanwhile: zlib releases the GIL
+            pieces = [f.result() for f in futures]
+    else:
+        pieces = [_deflate_piece(new[i], off, n, last, level) for i, off, n, last in tasks]
+        crcs = [_crc_and_size(m) for m in new]
+    by_member: dict[int, list[bytes]] = {}
+    for (i, _off, _n, _last), piece in zip(tasks, pieces):
+        by_member.setdefault(i, []).append(piece)
+    for i, m in enumerate(new):
+        crc, size = crcs[i]
+        out[id(m)] = (zipfile.ZIP_DEFLATED, b"".join(by_member[i]), crc, size)
+    return out
 
 
 def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
@@ -123,16 +170,7 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
     """Write ``members`` (in the given order) as a zip archive to ``out``."""
     level = DEFAULT_LEVEL if level < 0 else level
     new = [m for m in members if isinstance(m, NewMember)]
-    jobs = jobs or min(2, os.cpu_count() or 1)
-    # Largest first, so both cores finish together.
-    sizes = [m.size for m in new]
-    order = sorted(range(len(new)), key=lambda i: -sizes[i])
-    if jobs > 1 and sum(sizes) > (1 << 20):
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = dict(zip(order, pool.map(lambda i: _compress(new[i], level), order)))
-    else:
-        done = {i: _compress(new[i], level) for i in order}
-    compressed = {id(m): done[i] for i, m in enumerate(new)}
+    compressed = _compress_all(new, level, jobs or min(2, os.cpu_count() or 1))
 
     prepared = []
     for m in members:

@@ -70,3 +70,26 @@ def test_more_than_65535_entries_use_zip64_records():
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = zf.namelist()
     assert len(names) == 70_000 and names[-1] == "f069999"
+
+
+def test_large_members_deflate_in_pieces_into_one_valid_stream(tmp_path, monkeypatch):
+    import random
+
+    from wheelvet import zipout
+
+    monkeypatch.setattr(zipout, "PIECE", 64 << 10)  # many pieces
+    rnd = random.Random(5)
+    words = [bytes(rnd.choice(b"abcdefgh") for _ in range(rnd.randint(2, 9))) for _ in range(300)]
+    data = b" ".join(rnd.choice(words) for _ in range(200_000))  # ~1 MB, compressible, with long-range repeats
+    f = tmp_path / "big"
+    f.write_bytes(data)
+    buf = io.BytesIO()
+    write_zip(buf, [NewMember("big", None, T, path=str(f))], level=6, jobs=2)
+    with zipfile.ZipFile(buf) as zf:
+        info = zf.getinfo("big")
+        assert zf.read("big") == data and zf.testzip() is None
+    import zlib
+
+    single = zlib.compressobj(6, zlib.DEFLATED, -15)
+    whole = len(single.compress(data) + single.flush())
+    assert info.compress_size <= whole * 1.01  # pieces primed with their window cost almost nothing
