@@ -127,9 +127,7 @@ def test_grafted_libraries_are_rewired(repair_suite, project_key):
 
 # --------------------------------------------------------------------------- it works
 
-_WRAPPER = r'''
-import json, sys, sysconfig, traceback
-
+_MAPS_SRC = r'''
 def _maps():
     paths = set()
     with open("/proc/self/maps") as fh:
@@ -141,7 +139,11 @@ def _maps():
                     p = p[: -len(" (deleted)")]
                 paths.add(p)
     return paths
+'''
 
+_WRAPPER = r'''
+import json, sys, sysconfig, traceback
+exec(_MAPS_SRC)
 _before = _maps()
 _res = {"ok": False}
 _g = {"__name__": "__work__", "result": None}
@@ -153,21 +155,57 @@ except BaseException:
 _res["result"] = _g.get("result")
 _res["new_maps"] = sorted(_maps() - _before)
 _res["platlib"] = sysconfig.get_paths()["platlib"]
+_res["stdlib"] = sysconfig.get_paths()["stdlib"]
 print("@@RESULT@@" + json.dumps(_res, default=repr))
 '''
 
 
-def _run_work(python: Path, project: repaircache.Project, cwd: Path) -> dict[str, Any]:
-    script = _WRAPPER.replace("WORK", repr(project.work), 1)
+_STDLIB_PROBE = r'''
+import importlib, json, sys
+exec(_MAPS_SRC)
+_before = _maps()
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+print("@@RESULT@@" + json.dumps(sorted(_maps() - _before)))
+'''
+
+
+def _python(python: Path, script: str, args: list[str], cwd: Path) -> tuple[Any, subprocess.CompletedProcess]:
     env = {k: v for k, v in repaircache.repair_env().items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    proc = subprocess.run([str(python), "-I", "-c", script], capture_output=True, text=True, env=env,
+    proc = subprocess.run([str(python), "-I", "-c", script, *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
     for line in proc.stdout.splitlines():
         if line.startswith("@@RESULT@@"):
-            return json.loads(line[len("@@RESULT@@"):])
-    pytest.fail(f"the work snippet for {project.key} died (rc={proc.returncode}):\n"
-                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
-    raise AssertionError  # unreachable
+            return json.loads(line[len("@@RESULT@@"):]), proc
+    return None, proc
+
+
+def _run_work(python: Path, project: repaircache.Project, cwd: Path) -> dict[str, Any]:
+    script = _WRAPPER.replace("_MAPS_SRC", repr(_MAPS_SRC), 1).replace("WORK", repr(project.work), 1)
+    res, proc = _python(python, script, [], cwd)
+    if res is None:
+        pytest.fail(f"the work snippet for {project.key} died (rc={proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+    return res
+
+
+def _stdlib_maps(python: Path, res: dict[str, Any], cwd: Path) -> set[str]:
+    """Files mapped by the interpreter's own extension modules that the work loaded.
+
+    E.g. psycopg2 imports ssl, whose _ssl module maps the host's libssl.so.3 and
+    libcrypto.so.3: that host copy is the interpreter's, not the wheel's.
+    """
+    dynload = [m for m in res["new_maps"] if m.startswith(res["stdlib"].rstrip("/") + "/")]
+    names = sorted({os.path.basename(m).split(".", 1)[0] for m in dynload})
+    if not names:
+        return set()
+    found, proc = _python(python, _STDLIB_PROBE.replace("_MAPS_SRC", repr(_MAPS_SRC), 1), names, cwd)
+    if found is None:
+        pytest.fail(f"probing the stdlib modules {names} failed:\n{proc.stderr[-3000:]}", pytrace=False)
+    return {os.path.realpath(m) for m in found}
 
 
 @pytest.mark.parametrize("project_key", KEYS)
@@ -183,6 +221,7 @@ def test_repaired_wheel_works_from_grafted_copies(repair_suite, repaired_venv, p
     dist, _ = repaircache.wheel_name_parts(wheel.name)
     libs_dir = os.path.realpath(os.path.join(res["platlib"], f"{dist}.libs"))
     new_maps = [os.path.realpath(m) for m in res["new_maps"]]
+    interpreters_own = _stdlib_maps(repaired_venv.python, res, tmp_path)
     problems = []
     for base in project.primary:
         copies = [g for g in actual["grafted"] if (g["source_name"] or "").split(".", 1)[0] == base]
@@ -192,15 +231,48 @@ def test_repaired_wheel_works_from_grafted_copies(repair_suite, repaired_venv, p
             continue
         wanted = {os.path.join(libs_dir, g["file"]) for g in copies}
         if not wanted & set(new_maps):
-            same_name = [m for m in new_maps if os.path.basename(m).split(".", 1)[0].split("-")[0] == base
-                         or os.path.basename(m).startswith(base + "-")]
+            like = [m for m in new_maps if os.path.basename(m).startswith((base + "-", base + "."))]
             problems.append(f"{base}: {sorted(wanted)} is not mapped by the process; "
-                            f"mapped {base}-like files: {same_name or 'none'}")
-        outside = [m for m in new_maps if os.path.basename(m).split(".", 1)[0] == base]
-        if outside:
-            problems.append(f"{base}: a copy outside the wheel is mapped too: {outside}")
+                            f"mapped {base} files: {like or 'none'}")
+    # The host's copy of a grafted library must not be loaded on the wheel's behalf. It may
+    # be loaded for something else: the interpreter's own modules (_ssl -> libssl.so.3), or
+    # host plugins a grafted library dlopens (libsasl2 loads /usr/lib/.../sasl2/*.so, which
+    # need the host's libcrypto.so.3); leftover DT_NEEDED entries in the wheel are caught
+    # by test_grafted_libraries_are_rewired.
     sources = {os.path.realpath(g["source_path"]): g["file"] for g in actual["grafted"] if g["source_path"]}
-    for m in new_maps:
-        if m in sources:
+    venv_root = os.path.realpath(repaired_venv.python.parent.parent)
+    in_wheel = {m for m in new_maps if m.startswith(venv_root + "/")}
+    host_copies = [m for m in new_maps if m in sources]
+    others = [m for m in new_maps if m not in in_wheel and m not in sources and m not in interpreters_own]
+    explained = _needed_by_host_files(others, host_copies)
+    for m in host_copies:
+        if m not in interpreters_own and m not in explained:
             problems.append(f"the host's {m} is mapped, though the wheel grafted it as {sources[m]}")
-    assert not problems, "\n".join(problems) + f"\n(result {res.get('result')}; new mappings: {new_maps})"
+    assert not problems, "\n".join(problems) + (
+        f"\n(result {res.get('result')}; new mappings: {new_maps}; "
+        f"mapped by the interpreter's own modules: {sorted(interpreters_own)}; "
+        f"host copies needed by other host files: {explained})")
+
+
+def _needed_by_host_files(roots: list[str], candidates: list[str]) -> dict[str, str]:
+    """Which candidate files (host libraries) some root file, or an already explained
+    candidate, needs by SONAME: {candidate: the file that needs it}."""
+
+    def dyn(path: str) -> dict[str, Any]:
+        try:
+            with open(path, "rb") as fh:
+                return repaircache.elf_dynamic(fh.read()) or {}
+        except OSError:
+            return {}
+
+    soname_of = {c: (dyn(c).get("soname") or os.path.basename(c)) for c in candidates}
+    explained: dict[str, str] = {}
+    frontier = list(roots)
+    while frontier:
+        needer = frontier.pop()
+        needed = set(dyn(needer).get("needed", []))
+        for c, so in soname_of.items():
+            if c not in explained and so in needed:
+                explained[c] = needer
+                frontier.append(c)
+    return explained
