@@ -101,7 +101,8 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         wanted = [settings.plat] if settings.plat != "auto" else list(audit.platforms)
         failing = [t for t in wanted if audit.meets(t) is False or audit.meets(_with_arch(t, audit.arch)) is False]
         error = f"does not meet {', '.join(failing)} (meets {audit.overall_tag})" if failing else None
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=error))
+        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=error,
+                                                        policy=None if settings.plat == "auto" else settings.plat))
         run.outputs.append(path)
         run.reached.append((audit.wheel, audit.libc, audit.arch, audit.overall_tag))
         if error:
@@ -112,7 +113,8 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         plan = plan_repair(analysis, options)
         written = apply_plan(plan, analysis, out_dir, environ=env, audit_options=audit_options)
     except WheelvetError as exc:  # refused (cannot meet the policy) or failed (patchelf, verification)
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=str(exc)))
+        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=exc,
+                                                        policy=None if settings.plat == "auto" else settings.plat))
         run.problems.append(("error", rel, str(exc)))
         return
     run.outcomes.append(markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size,
@@ -186,7 +188,8 @@ def run_action(environ: dict) -> int:
         for path in wheels:
             with commands.group(f"wheelvet {settings.mode} {os.path.basename(path)}"):
                 _one_wheel(path, settings, env, out_dir, run)
-        report = markdown.Report(report_id=settings.report_id, title=_title(settings), outcomes=tuple(run.outcomes))
+        report = markdown.Report(report_id=settings.report_id, title=_title(settings), jobs=(settings.job_label,),
+                                 outcomes=tuple(run.outcomes))
 
     failed = _failed(settings, run) if settings.mode != "report" else any(o.status in ("failed", "error") for o in report.outcomes)
     summary_url = f"{settings.server_url}/{settings.repository}/actions/runs/{settings.run_id}" if settings.run_id else None
@@ -195,7 +198,8 @@ def run_action(environ: dict) -> int:
     json_path = os.path.join(out_dir, REPORT_JSON)
     _write_atomically(md_path, body)
     _write_atomically(json_path, report.to_json())
-    commands.append_summary(settings.summary_file, markdown.render_markdown(report, max_chars=1_000_000))
+    # The step summary holds up to 1 MiB; the limit counts characters, so leave room.
+    commands.append_summary(settings.summary_file, markdown.render_markdown(report, max_chars=900_000))
 
     for level, file, message in run.problems:
         commands.annotate(level, message, file=file, title="wheelvet")

@@ -96,6 +96,7 @@ class Settings:
     pull_request: PullRequest | None
     runtime_token: str = field(repr=False, default="")
     results_url: str = ""
+    job_label: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -139,6 +140,7 @@ class Settings:
             pull_request=_pull_request(environ.get("GITHUB_EVENT_PATH")),
             runtime_token=environ.get("ACTIONS_RUNTIME_TOKEN", ""),
             results_url=environ.get("ACTIONS_RESULTS_URL", ""),
+            job_label=" ".join(filter(None, [environ.get("GITHUB_WORKFLOW", ""), job])) or "wheelvet",
         )
 
 

@@ -491,13 +491,14 @@ def _headline(outcomes: Sequence[WheelOutcome]) -> str:
     if not counts["failed"] and not counts["error"]:
         text = f"✅ {n} wheels meet their tags" if n > 1 else "✅ 1 wheel meets its tag"
         return text + (f" ({counts['repaired']} repaired)" if counts["repaired"] else "")
+    of_n = f"of {n} wheel{'s' if n > 1 else ''}"
     parts = []
     if counts["failed"]:
         bases = {_policy_base(o.policy) if o.policy else None for o in outcomes if o.status == "failed"}
         target = bases.pop() if len(bases) == 1 and None not in bases else "their policies"
-        parts.append(f"{counts['failed']} of {n} wheels cannot meet {target}")
+        parts.append(f"{counts['failed']} {of_n} cannot meet {target}")
     if counts["error"]:
-        parts.append(f"{counts['error']} of {n} wheels could not be checked")
+        parts.append(f"{counts['error']} {of_n} could not be checked")
     return "❌ " + "; ".join(parts)
 
 
@@ -521,7 +522,7 @@ def render_markdown(report: Report, *, max_chars: int = GITHUB_COMMENT_LIMIT, su
     detailed = [outcomes[i] for i in order if _has_details(outcomes[i])]
     n, d = len(outcomes), len(detailed)
     fixed = dict(marker=_Safe(report_marker(report.report_id)), headline=_headline(outcomes), title=report.title,
-                 jobs=report.jobs, total=n, summary_url=_link(summary_url), limit=max_chars)
+                 jobs=report.jobs, total=n, summary_url=_link(summary_url), limit=_Safe(f"{max_chars:,}"))
 
     def render(rows: int, full: int, brief: int) -> str:
         return template.render(
