@@ -1,0 +1,214 @@
+"""`wheelvet action` as the runner starts it: a subprocess with the environment a
+container action gets, against local fakes of GitHub's REST API (and of the
+artifact service)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import build_extension, cc, clean_env, write_wheel  # noqa: E402
+
+REPO_NAME = "octo/wheels"
+
+
+def parse_outputs(path: Path) -> dict[str, str]:
+    out, text = {}, path.read_text()
+    for m in re.finditer(r"^([a-z-]+)<<(\S+)\n(.*?)\n\2\n", text, re.S | re.M):
+        out[m[1]] = m[3]
+    return out
+
+
+@pytest.fixture
+def workspace(tmp_path, need_gcc):
+    """A workspace holding a wheel whose extension needs libA -> libB, built outside system paths."""
+    ws = tmp_path / "ws"
+    libs = ws / "build" / "lib"
+    cc(libs / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
+    cc(libs / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
+       "-Wl,-soname,libA.so.1", f"-L{libs}", "-l:libB.so.2")
+    ext = build_extension(tmp_path / "b", "spam", f"-L{libs}", "-l:libA.so.1", body="int a_value(void);", call="a_value()")
+    write_wheel(ws / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes(), "pkg/__init__.py": b""})
+    return ws
+
+
+def runner_env(ws: Path, fake, *, event: str = "pull_request", fork: bool = False, **inputs: str) -> dict:
+    runner = ws.parent / "runner"
+    runner.mkdir(exist_ok=True)
+    payload = {}
+    if event == "pull_request":
+        head = "stranger/wheels" if fork else REPO_NAME
+        payload = {"pull_request": {"number": 12, "head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": REPO_NAME}}}}
+    (runner / "event.json").write_text(json.dumps(payload))
+    for name in ("output", "summary"):
+        (runner / name).write_text("")
+    env = clean_env(
+        GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(ws), GITHUB_EVENT_NAME=event,
+        GITHUB_EVENT_PATH=str(runner / "event.json"), GITHUB_REPOSITORY=REPO_NAME, GITHUB_RUN_ID="4242",
+        GITHUB_SERVER_URL="https://github.example", GITHUB_JOB="wheels", GITHUB_WORKFLOW="ci",
+        GITHUB_OUTPUT=str(runner / "output"), GITHUB_STEP_SUMMARY=str(runner / "summary"),
+    )
+    env.pop("GITHUB_TOKEN", None)
+    defaults = {"INPUT_WHEELS": "dist/*.whl", "INPUT_LD-LIBRARY-PATH": "build/lib", "INPUT_UPLOAD": "false",
+                "INPUT_GITHUB-TOKEN": fake.token, "INPUT_API-URL": fake.url}
+    env.update(defaults)
+    env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
+    return env
+
+
+def run_action(env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "action"], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_repair_comment_created_then_edited(workspace, fake_github):
+    env = runner_env(workspace, fake_github)
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stdout + p.stderr
+    runner = workspace.parent / "runner"
+    out = parse_outputs(runner / "output")
+    assert out["status"] == "success"
+    assert out["policy"].startswith("manylinux_")
+    wheels = out["wheels"].splitlines()
+    assert len(wheels) == 1 and wheels[0].startswith("wheelhouse/") and "manylinux" in wheels[0]
+    names = zipfile.ZipFile(workspace / wheels[0]).namelist()
+    assert any(n.startswith("pkg.libs/libA-") for n in names) and any(n.startswith("pkg.libs/libB-") for n in names)
+    assert out["report"] == "wheelhouse/wheelvet-report.md" and out["report-json"] == "wheelhouse/wheelvet-report.json"
+    report = json.loads((workspace / out["report-json"]).read_text())
+    assert report["outcomes"][0]["status"] == "repaired"
+    assert {g["soname"] for g in report["outcomes"][0]["grafted"]} == {"libA.so.1", "libB.so.2"}
+    comments = fake_github.comments[(REPO_NAME, 12)]
+    assert len(comments) == 1 and out["comment-url"] == comments[0]["html_url"]
+    assert "libA.so.1" in comments[0]["body"] and "<table" not in comments[0]["body"][:50]
+    summary = (runner / "summary").read_text()
+    assert "libA.so.1" in summary
+    assert "::group::" in p.stdout and "::add-mask::" in p.stdout
+
+    # a second push: the same comment, edited
+    (runner / "output").write_text("")
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    assert len(fake_github.comments[(REPO_NAME, 12)]) == 1
+    assert parse_outputs(runner / "output")["comment-url"] == comments[0]["html_url"]
+    assert sum(1 for r in fake_github.requests if r.method == "PATCH") == 1
+
+
+def test_fork_pull_request_without_write_access_does_not_fail(workspace, fake_github):
+    fake_github.read_only = True
+    env = runner_env(workspace, fake_github, fork=True)
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    assert "::notice" in p.stdout and "403" in p.stdout
+    runner = workspace.parent / "runner"
+    assert parse_outputs(runner / "output")["comment-url"] == ""
+    assert "libA.so.1" in (runner / "summary").read_text()
+
+
+def test_push_event_posts_nothing(workspace, fake_github):
+    env = runner_env(workspace, fake_github, event="push")
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    assert fake_github.requests == []
+
+
+def test_failing_wheel_fails_the_step_with_an_annotation(workspace, fake_github, tmp_path):
+    ext = build_extension(tmp_path / "m", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
+    write_wheel(workspace / "dist" / "m-1.0-cp311-cp311-linux_x86_64.whl", {f"m/{ext.name}": ext.read_bytes()})
+    env = runner_env(workspace, fake_github, plat="manylinux2014_x86_64")
+    p = run_action(env, workspace)
+    assert p.returncode == 1
+    assert re.search(r"^::error file=dist/m-1\.0-cp311-cp311-linux_x86_64\.whl,title=wheelvet::.*GLIBC_2\.29", p.stdout, re.M)
+    out = parse_outputs(workspace.parent / "runner" / "output")
+    assert out["status"] == "failure"
+    body = fake_github.comments[(REPO_NAME, 12)][0]["body"]
+    assert "GLIBC_2.29" in body and "exp" in body
+    env["INPUT_FAIL-ON"] = "never"
+    (workspace.parent / "runner" / "output").write_text("")
+    assert run_action(env, workspace).returncode == 0
+
+
+def test_fail_on_a_minimum_policy(workspace, fake_github):
+    env = runner_env(workspace, fake_github, **{"fail-on": "manylinux_2_99"})
+    p = run_action(env, workspace)
+    assert p.returncode == 2 and "fail-on" in p.stderr  # not a policy: a usage error, one line
+    env = runner_env(workspace, fake_github, **{"fail-on": "manylinux2014"})
+    assert run_action(env, workspace).returncode == 0  # the example reaches a more compatible tag
+
+
+def test_audit_mode_checks_without_writing_wheels(workspace, fake_github):
+    # its own tag, linux_x86_64, is met
+    env = runner_env(workspace, fake_github, mode="audit")
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stdout
+    out = parse_outputs(workspace.parent / "runner" / "output")
+    assert out["status"] == "success" and out["wheels"] == "dist/pkg-1.0-cp311-cp311-linux_x86_64.whl"
+    assert not any(Path(workspace, "wheelhouse").glob("*.whl"))
+    # manylinux2014 is not: its libraries are outside the wheel
+    env = runner_env(workspace, fake_github, mode="audit", plat="manylinux2014")
+    p = run_action(env, workspace)
+    assert p.returncode == 1
+    assert "does not meet manylinux2014" in p.stdout
+    report = json.loads((workspace / "wheelhouse" / "wheelvet-report.json").read_text())
+    assert report["outcomes"][0]["status"] == "failed"
+
+
+def test_before_repair_runs_first_and_its_failure_stops_the_step(workspace, fake_github):
+    env = runner_env(workspace, fake_github, **{"before-repair": "echo prepared > before.txt"})
+    assert run_action(env, workspace).returncode == 0
+    assert (workspace / "before.txt").read_text() == "prepared\n"
+    env = runner_env(workspace, fake_github, **{"before-repair": "exit 7"})
+    p = run_action(env, workspace)
+    assert p.returncode == 2 and "before-repair failed with exit code 7" in p.stderr
+
+
+def test_report_mode_combines_job_reports_into_one_comment(workspace, fake_github, tmp_path):
+    env = runner_env(workspace, fake_github, comment="never")
+    assert run_action(env, workspace).returncode == 0
+    reports = workspace / "reports"
+    (reports / "a").mkdir(parents=True)
+    (reports / "b").mkdir()
+    data = json.loads((workspace / "wheelhouse" / "wheelvet-report.json").read_text())
+    (reports / "a" / "wheelvet-report.json").write_text(json.dumps(data))
+    data["jobs"] = ["ci aarch64"]
+    data["outcomes"][0]["wheel"] = "pkg-1.0-cp311-cp311-linux_aarch64.whl"
+    (reports / "b" / "wheelvet-report.json").write_text(json.dumps(data))
+    env = runner_env(workspace, fake_github, mode="report", wheels="reports/*/wheelvet-report.json", **{"report-id": "wheels"})
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    comments = fake_github.comments[(REPO_NAME, 12)]
+    assert len(comments) == 1
+    assert "linux_aarch64" in comments[0]["body"] and "linux_x86_64" in comments[0]["body"]
+
+
+def test_token_never_leaks(workspace, fake_github):
+    env = runner_env(workspace, fake_github)
+    p = run_action(env, workspace)
+    assert p.returncode == 0
+    token = fake_github.token
+    runner = workspace.parent / "runner"
+    places = [p.stderr, (runner / "output").read_text(), (runner / "summary").read_text()]
+    places += [c["body"] for c in fake_github.comments[(REPO_NAME, 12)]]
+    places += [f.read_text(errors="replace") for f in (workspace / "wheelhouse").glob("*.json")]
+    places += [f.read_text(errors="replace") for f in (workspace / "wheelhouse").glob("*.md")]
+    for whl in (workspace / "wheelhouse").glob("*.whl"):
+        places.append(whl.read_bytes().decode("latin-1"))
+    assert all(token not in text for text in places)
+    # stdout carries it exactly once: in the ::add-mask:: command that hides it
+    assert p.stdout.count(token) == 1 and f"::add-mask::{token}" in p.stdout
+
+
+def test_no_wheels_is_a_clear_error(tmp_path, fake_github):
+    ws = tmp_path / "empty"
+    ws.mkdir()
+    p = run_action(runner_env(ws, fake_github), ws)
+    assert p.returncode == 2 and "no wheel matches dist/*.whl" in p.stderr
