@@ -637,7 +637,13 @@ PAGE_SIZE = 0x1000
 
 
 def check_structure(data: bytes, name: str = "") -> list[str]:
-    """Problems that would keep the loader from using a (patched) file.
+    """Problems that would keep the loader from using a (patched) file; see
+    :func:`inspect_structure`."""
+    return inspect_structure(data)[1]
+
+
+def inspect_structure(data: bytes) -> tuple[ElfFacts | None, list[str]]:
+    """The facts of a (patched) file and what would keep the loader from using it.
 
     Checks what patchelf has been known to break: loadable segments congruent
     with their addresses modulo their alignment (and aligned to at least a
@@ -650,7 +656,7 @@ def check_structure(data: bytes, name: str = "") -> list[str]:
     try:
         lay = _Layout(buf)
     except (InvalidElf, _Missing, struct.error) as exc:
-        return [f"unreadable headers ({exc})"]
+        return None, [f"unreadable headers ({exc})"]
     loads = list(lay.segments(PT_LOAD))
     if not loads and lay.type == 3:
         problems.append("no loadable segment")
@@ -670,12 +676,10 @@ def check_structure(data: bytes, name: str = "") -> list[str]:
     try:
         facts = _parse(buf)
     except InvalidElf as exc:
-        problems.append(exc.problem)
-        return problems
+        return None, problems + [exc.problem]
     except (_Missing, struct.error, UnicodeError, ValueError) as exc:
-        problems.append(f"malformed dynamic structures ({exc})")
-        return problems
+        return None, problems + [f"malformed dynamic structures ({exc})"]
     for need in facts.version_needs:
         if need.library not in facts.needed:
             problems.append(f"version needs name {need.library}, which is not in DT_NEEDED")
-    return problems
+    return facts, problems

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 
 from .audit import Analysis, AuditOptions, analyze, external_refs
-from .elf import check_structure, parse_elf
+from .elf import ElfFacts, inspect_structure
 from .errors import WheelvetError
 from .policy import Policy
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel, wheel_path
@@ -450,14 +450,13 @@ def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
 
 
 def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=(), needed_present=(),
-                 rpath: str | None = None) -> None:
+                 rpath: str | None = None) -> ElfFacts:
+    """The patched file's facts, once it is sound and patched as planned."""
     with open(path, "rb") as f:
         data = f.read()
-    problems = check_structure(data, member)
-    try:
-        facts = parse_elf(data, member)
-    except WheelvetError as exc:
-        raise RepairFailed(f"patched {member} is not a sound ELF file: {exc}") from None
+    facts, problems = inspect_structure(data)
+    if facts is None:
+        raise RepairFailed(f"patched {member} is not a sound ELF file: " + "; ".join(problems))
     if soname is not None and facts.soname != soname:
         problems.append(f"SONAME is {facts.soname!r}, expected {soname!r}")
     for n in needed_absent:
@@ -470,6 +469,7 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
         problems.append(f"RPATH is {facts.rpath!r} (RUNPATH {facts.runpath!r}), expected {rpath!r}")
     if problems:
         raise RepairFailed(f"patched {member} failed verification: " + "; ".join(problems))
+    return facts
 
 
 def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
@@ -481,8 +481,8 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     tmp_out = os.path.join(out_dir, f".{plan.out_name}.{os.getpid()}.wheelvet-tmp")
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
-        _apply(plan, analysis, tmp_out, work, level, environ)
-        _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ))
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ)
+        _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         os.replace(tmp_out, final)
         return final
     finally:
@@ -527,18 +527,21 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             commands.append((cmd, f"patchelf {g.member} (grafted from {g.source})"))
         _run_all(commands)
 
+        new_facts = {}  # what the output's new ELF members hold, checked here once
         for p in plan.patches:
-            _verify_file(changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
-                         needed_present=[n for _, n in p.replace_needed], rpath=p.rpath)
+            new_facts[p.target] = _verify_file(
+                changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
+                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath)
         for g in plan.grafts:
-            _verify_file(changed[g.member], g.member, soname=g.new_soname, needed_present=[n for _, n in g.replace_needed],
-                         rpath=g.rpath)
+            new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
+                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
 
         members = _members(plan, analysis, zf, files, changed, fixed, newest)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
             out.flush()
             os.fsync(out.fileno())
+    return new_facts
 
 
 def _members(plan, analysis, zf, files, changed, fixed, newest):
@@ -626,14 +629,16 @@ def _rewrite_wheel_file(data: bytes, plan: RepairPlan) -> bytes:
     return ("\n".join(out).rstrip("\n") + "\n").encode()
 
 
-def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: AuditOptions) -> None:
+def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: AuditOptions,
+                   new_facts: dict) -> None:
     """The written wheel, audited again, must meet the policy it is tagged with."""
     try:
         # Members copied raw hold the input's bytes: their facts are reused
         # (same name, CRC and size); everything patched or new is parsed.
         with zipfile.ZipFile(plan.wheel) as src:
             crcs = {i.filename: (i.CRC, i.file_size) for i in src.infolist()}
-        contents = read_wheel(path, filename=plan.out_name, known=analysis.contents, known_crcs=crcs)
+        contents = read_wheel(path, filename=plan.out_name, known=analysis.contents, known_crcs=crcs,
+                              facts_by_name=new_facts)
     except WheelvetError as exc:
         raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None
     audit = analyze(contents, options).audit

@@ -95,14 +95,17 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
 
 
 def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None,
-               known: WheelContents | None = None, known_crcs: Mapping[str, tuple[int, int]] | None = None) -> WheelContents:
+               known: WheelContents | None = None, known_crcs: Mapping[str, tuple[int, int]] | None = None,
+               facts_by_name: Mapping[str, ElfFacts] | None = None) -> WheelContents:
     """Open a wheel and parse its ELF members.
 
     ``filename`` names the wheel when ``path`` is not its real name (a
     temporary file being verified).  ``known`` is an earlier reading of a
     wheel whose members, where ``known_crcs`` gives them the same (CRC, size)
     as here, hold the same bytes (a repair copies them raw): their facts are
-    reused instead of parsed again."""
+    reused instead of parsed again.  ``facts_by_name`` gives the facts of
+    members the caller has just written from files it parsed (a repair's
+    patched and grafted libraries)."""
     filename = filename or os.path.basename(path)
     name = parse_wheel_name(filename)
     try:
@@ -129,7 +132,8 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
                 raise InvalidWheel(filename, f"cannot read member ({exc})", info.filename) from None
             if is_elf(head):
                 elf_members.append(info)
-        reused: dict[str, ElfFacts] = {}
+        elf_names = {i.filename for i in elf_members}
+        reused: dict[str, ElfFacts] = {n: f for n, f in (facts_by_name or {}).items() if n in elf_names}
         if known is not None and known_crcs is not None:
             for info in elf_members:
                 if info.filename in known.elf and known_crcs.get(info.filename) == (info.CRC, info.file_size):
