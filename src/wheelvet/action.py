@@ -99,7 +99,7 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         return
     if settings.mode == "audit":
         wanted = [settings.plat] if settings.plat != "auto" else list(audit.platforms)
-        failing = [t for t in wanted if audit.meets(t) is False or audit.meets(_with_arch(t, audit.arch)) is False]
+        failing = [t for t in wanted if not audit.meets(_with_arch(t, audit.arch))]
         error = f"does not meet {', '.join(failing)} (meets {audit.overall_tag})" if failing else None
         run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=error,
                                                         policy=None if settings.plat == "auto" else settings.plat))

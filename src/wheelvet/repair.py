@@ -35,7 +35,7 @@ from email.parser import HeaderParser
 
 from .audit import Analysis, AuditOptions, analyze, external_refs
 from .elf import ElfFacts, inspect_structure
-from .errors import WheelvetError
+from .errors import UsageError, WheelvetError
 from .policy import Policy
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel, wheel_path
 from .wheelfile import read_wheel
@@ -170,12 +170,12 @@ def _target_policy(analysis: Analysis, options: RepairOptions) -> tuple[Policy, 
     graft_policy = max((p for p in policies if len(analysis.refs[p.name].libs) <= count), key=lambda p: p.priority)
     best = min((v["symbols"], v["ucs2"], v["pyfpe"], v["blacklist"], v["isa"], graft_policy), key=lambda p: p.priority)
     if base == "auto":
-        requested = best if not best.is_linux else next(p for p in policies if not p.is_linux) if len(policies) > 1 else best
+        # the best reachable policy; when none is, the least compatible one,
+        # so that the refusal below says what stands in its way
+        requested = best if not best.is_linux else next((p for p in policies if not p.is_linux), best)
     else:
         requested = policies.get(base)
         if requested is None or requested.is_linux:
-            from .errors import UsageError
-
             known = ", ".join(p.name for p in policies if not p.is_linux) or "none"
             raise UsageError(f"--plat {options.plat}: not a policy for this {policies.libc} {policies.arch} wheel "
                              f"(known: {known})")
