@@ -212,3 +212,40 @@ def test_no_wheels_is_a_clear_error(tmp_path, fake_github):
     ws.mkdir()
     p = run_action(runner_env(ws, fake_github), ws)
     assert p.returncode == 2 and "no wheel matches dist/*.whl" in p.stderr
+
+
+def test_artifact_upload_through_the_artifact_service(workspace, fake_github):
+    from fake_artifacts import FakeArtifactService, runtime_token
+
+    token = runtime_token("run-backend-1", "job-backend-7")
+    with FakeArtifactService(token) as service:
+        env = runner_env(workspace, fake_github, upload="true", **{"artifact-name": "wheels-linux"})
+        env.update(ACTIONS_RUNTIME_TOKEN=token, ACTIONS_RESULTS_URL=service.url + "/")
+        p = run_action(env, workspace)
+        assert p.returncode == 0, p.stdout + p.stderr
+        out = parse_outputs(workspace.parent / "runner" / "output")
+        stored = service.artifact("wheels-linux")
+        assert out["artifact-id"] == str(stored.artifact_id)
+        assert out["artifact-url"] == f"https://github.example/{REPO_NAME}/actions/runs/4242/artifacts/{stored.artifact_id}"
+        files = stored.files()
+        wheel = out["wheels"]
+        assert files[Path(wheel).name] == (workspace / wheel).read_bytes()
+        assert json.loads(files["wheelvet-report.json"])["outcomes"][0]["status"] == "repaired"
+        assert not service.violations
+        assert token not in p.stdout.replace(f"::add-mask::{token}", "") and token not in p.stderr
+
+
+def test_artifact_service_failure_fails_the_step_without_leaking(workspace, fake_github):
+    from fake_artifacts import FakeArtifactService, runtime_token
+
+    token = runtime_token("run-backend-1", "job-backend-7")
+    with FakeArtifactService(token) as service:
+        service.fail_next(1, 403)
+        env = runner_env(workspace, fake_github, upload="true")
+        env.update(ACTIONS_RUNTIME_TOKEN=token, ACTIONS_RESULTS_URL=service.url)
+        p = run_action(env, workspace)
+        assert p.returncode == 1
+        assert "::error::artifact upload failed" in p.stdout
+        assert token not in p.stdout.replace(f"::add-mask::{token}", "")
+        # the rest of the job still happened: the report and the comment
+        assert len(fake_github.comments[(REPO_NAME, 12)]) == 1
