@@ -26,6 +26,18 @@ demo: $(STAMP)
 	@echo
 	@echo "== wheelvet check (exit 1 expected: the wheel needs repair) =="
 	-LD_LIBRARY_PATH=$(CURDIR)/$(DEMO)/lib $(PY) -m wheelvet check --plat manylinux_2_17_x86_64 $(DEMO)/dist/*.whl
+	@echo
+	@echo "== wheelvet repair =="
+	rm -rf $(DEMO)/wheelhouse
+	LD_LIBRARY_PATH=$(CURDIR)/$(DEMO)/lib $(PY) -m wheelvet repair -w $(DEMO)/wheelhouse $(DEMO)/dist/*.whl
+	$(PY) -m wheelvet check $(DEMO)/wheelhouse/*.whl
+	@echo
+	@echo "== the pull-request comment the GitHub Action would post =="
+	rm -rf $(DEMO)/action
+	env GITHUB_WORKSPACE=$(CURDIR) INPUT_WHEELS='$(DEMO)/dist/*.whl' INPUT_LD-LIBRARY-PATH=$(DEMO)/lib \
+	    INPUT_WHEEL-DIR=$(DEMO)/action INPUT_UPLOAD=false INPUT_COMMENT=never \
+	    $(PY) -m wheelvet action > $(DEMO)/action.log
+	@echo "Markdown comment: $(DEMO)/action/wheelvet-report.md (JSON: $(DEMO)/action/wheelvet-report.json)"
 
 # All tests: unit, integration (gcc-built wheels), conformance against
 # auditwheel on real PyPI wheels (downloaded once, cached), bounded fuzzing.
