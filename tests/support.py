@@ -95,6 +95,26 @@ def wheel_from_dir(path: Path, root: Path, **kw) -> Path:
     return write_wheel(path, files, **kw)
 
 
+def build_lib_chain(d: Path) -> Path:
+    """libA.so.1 needs libB.so.2 (b_value() == 42, a_value() == 43), in ``d``."""
+    cc(d / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
+    cc(d / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
+       "-Wl,-soname,libA.so.1", f"-L{d}", "-l:libB.so.2")
+    return d
+
+
+GOLDEN = Path(__file__).parent / "unit" / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with a golden file; ``WHEELVET_UPDATE_GOLDEN=1`` rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("WHEELVET_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path} (run with WHEELVET_UPDATE_GOLDEN=1)"
+    assert text == path.read_text()
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "AUDITWHEEL_LD_LIBRARY_PATH")}
     env.update(extra)

@@ -30,14 +30,13 @@ import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from email.parser import HeaderParser
+from dataclasses import dataclass
 
 from .audit import Analysis, AuditOptions, analyze, external_refs
 from .elf import ElfFacts, inspect_structure
 from .errors import UsageError, WheelvetError
 from .policy import Policy
-from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel, wheel_path
+from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from .wheelfile import read_wheel
 from .zipout import NewMember, RawMember, write_zip
 

@@ -5,7 +5,6 @@ artifact service)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import build_extension, cc, clean_env, write_wheel  # noqa: E402
+from support import build_extension, build_lib_chain, clean_env, write_wheel  # noqa: E402
 
 REPO_NAME = "octo/wheels"
 
@@ -32,10 +31,7 @@ def parse_outputs(path: Path) -> dict[str, str]:
 def workspace(tmp_path, need_gcc):
     """A workspace holding a wheel whose extension needs libA -> libB, built outside system paths."""
     ws = tmp_path / "ws"
-    libs = ws / "build" / "lib"
-    cc(libs / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
-    cc(libs / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
-       "-Wl,-soname,libA.so.1", f"-L{libs}", "-l:libB.so.2")
+    libs = build_lib_chain(ws / "build" / "lib")
     ext = build_extension(tmp_path / "b", "spam", f"-L{libs}", "-l:libA.so.1", body="int a_value(void);", call="a_value()")
     write_wheel(ws / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes(), "pkg/__init__.py": b""})
     return ws

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import venv
 import zipfile
 from pathlib import Path
 
-import pytest
 from elftools.elf.elffile import ELFFile
 
 from support import EXT_SUFFIX, build_extension, cc, clean_env, write_wheel
@@ -30,14 +28,6 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return p
 
 
-@pytest.fixture
-def libs(tmp_path, need_gcc):
-    """libA needs libB (whose value the tests look for); both outside system paths."""
-    d = tmp_path / "libs"
-    cc(d / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
-    cc(d / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
-       "-Wl,-soname,libA.so.1", f"-L{d}", "-l:libB.so.2")
-    return d
 
 
 def ext_wheel(tmp_path: Path, libs: Path, modules=("spam",), *, extra=None, flags=(), name="pkg-1.0", tag=TAG) -> Path:

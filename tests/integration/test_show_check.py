@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import EXT_SUFFIX, HAVE_MUSL_GCC, PY_INCLUDE, build_extension, cc, clean_env, craft_elf, write_wheel
+from support import EXT_SUFFIX, HAVE_MUSL_GCC, build_extension, cc, clean_env, craft_elf, write_wheel
 
 TAG = "cp311-cp311-linux_x86_64"
 
@@ -29,14 +28,6 @@ def show_json(wheel: Path, *extra: str, env: dict | None = None) -> dict:
     return json.loads(p.stdout)
 
 
-@pytest.fixture
-def libs(tmp_path, need_gcc):
-    """libA needs libB; both outside any system path."""
-    d = tmp_path / "libs"
-    cc(d / "libB.so.2", {"b.c": "int b_value(void){return 42;}"}, "-Wl,-soname,libB.so.2")
-    cc(d / "libA.so.1", {"a.c": "int b_value(void); int a_value(void){return b_value()+1;}"},
-       "-Wl,-soname,libA.so.1", f"-L{d}", "-l:libB.so.2")
-    return d
 
 
 def ext_wheel(tmp_path: Path, module: str, *flags: str, body: str = "", call: str = "0", name: str = "pkg-1.0", extra: dict | None = None, tag: str = TAG) -> Path:

@@ -67,8 +67,8 @@ def test_runpath_with_new_dtags(tmp_path, need_gcc):
 
 def test_version_script_exports_and_needs(tmp_path, need_gcc):
     (tmp_path / "v.map").write_text("GREET_1.0 { global: greet; local: *; };\nGREET_2.0 { global: greet2; } GREET_1.0;\n")
-    lib = cc(tmp_path / "libgreet.so.1", {"g.c": "int greet(void){return 1;} int greet2(void){return 2;}"},
-             "-Wl,-soname,libgreet.so.1", f"-Wl,--version-script={tmp_path / 'v.map'}")
+    cc(tmp_path / "libgreet.so.1", {"g.c": "int greet(void){return 1;} int greet2(void){return 2;}"},
+       "-Wl,-soname,libgreet.so.1", f"-Wl,--version-script={tmp_path / 'v.map'}")
     user = cc(tmp_path / "libuser.so", {"u.c": "int greet2(void); int use(void){return greet2();}"},
               f"-L{tmp_path}", "-l:libgreet.so.1")
     f = read_elf_file(user)

@@ -25,7 +25,7 @@ from cmarkgfm.cmark import Options
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import build_extension, cc, craft_elf, write_wheel
+from support import build_extension, cc, check_golden, craft_elf, write_wheel
 from wheelvet.audit import AuditOptions, analyze, audit_wheel
 from wheelvet.errors import WheelvetError
 from wheelvet.policy import load_policies
@@ -42,12 +42,6 @@ EVIL_WHEEL = "ev`il|<b>x-1.0-cp311-cp311-linux_x86_64.whl"
 SUMMARY = "https://github.com/octo/demo/actions/runs/42"
 
 
-def _check(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path} (run with WHEELVET_UPDATE_GOLDEN=1)"
-    assert text == path.read_text()
 
 
 # ------------------------------------------------------------------ HTML, as GitHub renders it
@@ -259,20 +253,20 @@ def test_real_repair_sizes(tmp_path, need_gcc):
 
 
 def test_golden_report(report):
-    _check("report.md", render_markdown(report))
+    check_golden("report.md", render_markdown(report))
 
 
 def test_golden_all_good(outcomes):
     good = Report("main", outcomes=(outcomes["ok"], outcomes["repaired"]))
     text = render_markdown(good)
     assert text.splitlines()[1] == "### ✅ 2 wheels meet their tags (1 repaired)"
-    _check("report-good.md", text)
+    check_golden("report-good.md", text)
 
 
 def test_golden_shortened(report):
     text = render_markdown(report, max_chars=2500, summary_url=SUMMARY)
     assert len(text) <= 2500
-    _check("report-shortened.md", text)
+    check_golden("report-shortened.md", text)
 
 
 def test_html_structure(report):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import craft_elf, write_wheel
+from support import check_golden, craft_elf, write_wheel
 from wheelvet.audit import AuditOptions, audit_wheel
 from wheelvet.report import audit_to_json, render_json, render_text
 
@@ -20,12 +20,6 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = bool(os.environ.get("WHEELVET_UPDATE_GOLDEN"))
 
 
-def _check(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.write_text(text)
-    assert path.exists(), f"missing golden file {path} (run with WHEELVET_UPDATE_GOLDEN=1)"
-    assert text == path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +43,12 @@ def audits(tmp_path_factory):
 
 
 def test_text_report(audits):
-    _check("show.txt", render_text(audits))
+    check_golden("show.txt", render_text(audits))
 
 
 def test_json_report(audits):
     text = json.dumps(json.loads(render_json(audits)), indent=2, sort_keys=True) + "\n"
-    _check("show.json", text)
+    check_golden("show.json", text)
 
 
 def test_renderers_are_pure(audits):
