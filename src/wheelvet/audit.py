@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import WheelvetError
+from .errors import InvalidWheel, WheelvetError
 from .policy import Policy, PolicySet, is_loader_soname, known_architectures, load_policies
 from .resolve import (
     HostFiles,
@@ -271,6 +271,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     wheel = name.filename
     platforms = name.platforms
     arch, libc, pure_name = _filename_arch_libc(platforms)
+    arch_from = libc_from = None  # the member that set them (None: the file name)
     findings: list[Finding] = []
     files: list[ElfFile] = []
     valid: dict[str, ElfFacts] = {}
@@ -289,14 +290,17 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         if facts.arch is None:
             ignored = f"ignored: {facts.arch_error}"
         elif arch is None:
-            arch = facts.arch
+            arch, arch_from = facts.arch, member
         elif facts.arch != arch:
-            ignored = f"ignored: built for {facts.arch}, the wheel is {arch}"
+            # one wheel, one architecture: a mix (or a tag that says otherwise) is broken
+            where = f"{arch_from} is {arch}" if arch_from else f"its tags say {arch}"
+            raise InvalidWheel(wheel, f"ELF file built for {facts.arch}, but {where}", member)
         if ignored is None and file_libc is not None:
             if libc is None:
-                libc = file_libc
+                libc, libc_from = file_libc, member
             elif file_libc != libc:
-                ignored = f"ignored: built for {file_libc}, the wheel is {libc}"
+                where = f"{libc_from} is for {libc}" if libc_from else f"its tags say {libc}"
+                raise InvalidWheel(wheel, f"ELF file built for {file_libc}, but {where}", member)
         files.append(ElfFile(**info, ignored=ignored))
         if ignored:
             findings.append(Finding("file-ignored", "warning", member, ignored[len("ignored: "):]))

@@ -8,7 +8,10 @@ on both cores when there is enough work to share.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -22,8 +25,61 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from .elf import ElfFacts, is_elf, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
 
+_LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
+
 # Below this much ELF content a process pool costs more than it saves.
 PARALLEL_MIN_BYTES = 24 << 20
+
+# Limits past which an archive is refused as hostile (a decompression bomb,
+# an absurd entry count).  The largest real wheels (PyTorch with CUDA) hold
+# a few GiB in tens of thousands of entries.
+MAX_ENTRIES = 200_000
+MAX_MEMBER_SIZE = 8 << 30
+MAX_TOTAL_SIZE = 32 << 30
+MAX_RATIO = 1000  # uncompressed / compressed, for members over RATIO_FLOOR
+RATIO_FLOOR = 64 << 20
+_S_IFMT, _S_IFLNK = 0o170000, 0o120000
+
+
+def check_archive(zf: zipfile.ZipFile, filename: str) -> None:
+    """Refuse what no wheel may hold, naming every problem (at most a few)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise InvalidWheel(filename, f"{len(infos)} entries, more than the {MAX_ENTRIES} allowed")
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        parts = name.split("/")
+        if name in seen:
+            problems.append((name, "appears twice in the archive"))
+        seen.add(name)
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            problems.append((name, "absolute path"))
+        elif ".." in parts:
+            problems.append((name, "path leaves the wheel ('..')"))
+        if "\\" in name:
+            problems.append((name, "backslash in the path"))
+        if "\0" in name:
+            problems.append((name, "NUL in the path"))
+        if (info.external_attr >> 16) & _S_IFMT == _S_IFLNK:
+            problems.append((name, "symbolic link"))
+        if info.flag_bits & 0x1:
+            problems.append((name, "encrypted member"))
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            problems.append((name, f"compression method {info.compress_type} (wheels use stored or deflate)"))
+        if info.file_size > MAX_MEMBER_SIZE:
+            problems.append((name, f"declares {info.file_size} bytes, more than the {MAX_MEMBER_SIZE} allowed"))
+        elif info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            problems.append((name, f"compression ratio over {MAX_RATIO}:1 ({info.file_size} bytes from {info.compress_size}): a decompression bomb"))
+        total += info.file_size
+    if total > MAX_TOTAL_SIZE:
+        problems.append(("", f"declares {total} bytes in all, more than the {MAX_TOTAL_SIZE} allowed"))
+    if problems:
+        member, problem = problems[0]
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise InvalidWheel(filename, problem + more, member or None)
 
 
 @dataclass(frozen=True)
@@ -88,10 +144,67 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     except UnicodeDecodeError:
         raise InvalidWheel(wheel.filename, "WHEEL file is not UTF-8", member) from None
     msg = HeaderParser().parsestr(text)
-    if msg.get("Wheel-Version") is None:
+    version = (msg.get("Wheel-Version") or "").strip()
+    if not version:
         raise InvalidWheel(wheel.filename, "WHEEL file has no Wheel-Version", member)
-    purelib = (msg.get("Root-Is-Purelib") or "false").strip().lower() == "true"
-    return purelib, tuple(t.strip() for t in msg.get_all("Tag") or ())
+    if not version.split(".")[0].isdigit() or int(version.split(".")[0]) != 1:
+        raise InvalidWheel(wheel.filename, f"unsupported Wheel-Version {version!r}", member)
+    purelib_text = (msg.get("Root-Is-Purelib") or "").strip().lower()
+    if purelib_text not in ("true", "false"):
+        raise InvalidWheel(wheel.filename, f"Root-Is-Purelib must be true or false, not {purelib_text!r}", member)
+    _check_metadata(zf, wheel, candidates[0])
+    _check_record(zf, wheel, candidates[0])
+    return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ())
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
+    member = f"{dist_info}/METADATA"
+    if member not in zf.NameToInfo:
+        raise InvalidWheel(wheel.filename, "missing METADATA file", member)
+    try:
+        msg = HeaderParser().parsestr(zf.read(member).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidWheel(wheel.filename, "METADATA file is not UTF-8", member) from None
+    name, version = (msg.get("Name") or "").strip(), (msg.get("Version") or "").strip()
+    if not name or not version:
+        raise InvalidWheel(wheel.filename, "METADATA has no Name or no Version", member)
+    if _canonical(name) != _canonical(wheel.distribution):
+        raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
+
+
+def _check_record(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
+    """RECORD lists every file with its real size (hashes: see docs/limits.md)."""
+    member = f"{dist_info}/RECORD"
+    if member not in zf.NameToInfo:
+        raise InvalidWheel(wheel.filename, "missing RECORD file", member)
+    try:
+        rows = list(csv.reader(io.StringIO(zf.read(member).decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidWheel(wheel.filename, f"RECORD is not readable CSV ({exc})", member) from None
+    sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
+    listed = set()
+    for n, row in enumerate(rows, 1):
+        if not row:
+            continue
+        if len(row) != 3:
+            raise InvalidWheel(wheel.filename, f"RECORD line {n} has {len(row)} fields, not 3", member)
+        path, digest, size = row
+        listed.add(path)
+        if path not in sizes:
+            raise InvalidWheel(wheel.filename, f"RECORD lists {path}, which the archive does not hold", member)
+        if path == member or path.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
+            continue
+        if not digest or "=" not in digest:
+            raise InvalidWheel(wheel.filename, f"RECORD has no hash for {path}", member)
+        if size != str(sizes[path]):
+            raise InvalidWheel(wheel.filename, f"RECORD says {path} has {size or 'no'} bytes, the archive {sizes[path]}", member)
+    unlisted = sorted(set(sizes) - listed - {member, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"})
+    if unlisted:
+        raise InvalidWheel(wheel.filename, f"RECORD does not list {unlisted[0]}" + (f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""), member)
 
 
 def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None,
@@ -117,6 +230,7 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidWheel(filename, f"not a zip archive ({exc})") from None
     with zf:
+        check_archive(zf, filename)
         root_is_purelib, wheel_tags = _read_wheel_metadata(zf, name)
         members = []
         elf_members: list[zipfile.ZipInfo] = []
@@ -124,14 +238,18 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
             if info.is_dir():
                 continue
             members.append(info.filename)
-            if info.filename.endswith(".py") or info.file_size < 52:  # smaller than any ELF header
+            if info.filename.endswith(".py"):
                 continue
-            try:
-                head = _sniff(zf, info)
-            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
-                raise InvalidWheel(filename, f"cannot read member ({exc})", info.filename) from None
+            head = b""
+            if info.file_size >= 52:  # smaller than any ELF header: not ELF
+                try:
+                    head = _sniff(zf, info)
+                except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
+                    raise InvalidWheel(filename, f"cannot read member ({exc})", info.filename) from None
             if is_elf(head):
                 elf_members.append(info)
+            elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
+                raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
         elf_names = {i.filename for i in elf_members}
         reused: dict[str, ElfFacts] = {n: f for n, f in (facts_by_name or {}).items() if n in elf_names}
         if known is not None and known_crcs is not None:

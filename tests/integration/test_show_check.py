@@ -196,13 +196,16 @@ def test_foreign_architectures_get_their_policies(tmp_path, arch, version, expec
     assert d["overall_tag"] == expected and d["arch"] == arch
 
 
-def test_files_of_another_architecture_are_ignored_with_a_finding(tmp_path):
+def test_files_of_two_architectures_are_invalid_input(tmp_path):
     x86 = craft_elf("x86_64", needed=("libc.so.6",), exports=("PyInit_m",), imports=(("memcpy", "GLIBC_2.14", "libc.so.6"),))
     arm = craft_elf("aarch64", needed=("libc.so.6",), imports=(("memcpy", "GLIBC_2.99", "libc.so.6"),))
     whl = write_wheel(tmp_path / "m-1.0-cp311-cp311-linux_x86_64.whl", {"m.so": x86, "data/arm.so": arm})
-    d = show_json(whl)
-    assert d["overall_tag"] == "manylinux_2_17_x86_64"
-    assert any(f["code"] == "file-ignored" and f["file"] == "data/arm.so" for f in d["findings"])
+    p = run("show", str(whl))
+    assert p.returncode == 3 and p.stderr.count("\n") == 1
+    assert f"{whl.name}: data/arm.so: ELF file built for aarch64, but its tags say x86_64" in p.stderr
+    untagged = write_wheel(tmp_path / "n-1.0-py3-none-any.whl", {"a/m.so": x86, "b/arm.so": arm}, tag="py3-none-any")
+    p = run("show", str(untagged))
+    assert p.returncode == 3 and "b/arm.so: ELF file built for aarch64, but a/m.so is x86_64" in p.stderr
 
 
 @pytest.mark.skipif(not HAVE_MUSL_GCC, reason="musl-gcc is not installed (Debian package musl-tools)")

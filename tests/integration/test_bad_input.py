@@ -1,0 +1,213 @@
+"""Hostile and broken wheels: one clear line, exit 3, no traceback, no output
+file, the input untouched -- for show, check and repair alike."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support import clean_env, craft_elf, write_wheel
+
+ELF = craft_elf("x86_64", needed=("libc.so.6",), exports=("PyInit_m",), imports=(("memcpy", "GLIBC_2.14", "libc.so.6"),))
+TAG = "cp311-cp311-linux_x86_64"
+
+
+def good(tmp_path: Path, name: str = "pkg-1.0", extra: dict | None = None) -> Path:
+    return write_wheel(tmp_path / f"{name}-{TAG}.whl", {"pkg/m.cpython-311-x86_64-linux-gnu.so": ELF, **(extra or {})})
+
+
+def raw_zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]], *, with_dist_info: bool = True) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+        if with_dist_info:
+            zf.writestr("pkg-1.0.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {TAG}\n")
+            zf.writestr("pkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    return path
+
+
+def rewrite_record(path: Path) -> None:
+    """Give an archive a RECORD that matches what it holds."""
+    import base64
+
+    with zipfile.ZipFile(path) as zf:
+        rows = []
+        for i in zf.infolist():
+            data = zf.read(i)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{i.filename},sha256={digest},{len(data)}")
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("pkg-1.0.dist-info/RECORD", "\n".join(rows + ["pkg-1.0.dist-info/RECORD,,"]) + "\n")
+
+
+def run_all(wheel: Path, tmp_path: Path, needle: str) -> None:
+    """Every command refuses the wheel the same way and writes nothing."""
+    before = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.exists() else None
+    out = tmp_path / "wheelhouse"
+    for args in (["show"], ["show", "--json"], ["check"], ["repair", "-w", str(out)]):
+        p = subprocess.run([sys.executable, "-m", "wheelvet", *args, str(wheel)], capture_output=True, text=True,
+                           env=clean_env(), timeout=300)
+        assert p.returncode == 3, (args, p.stdout, p.stderr)
+        assert "Traceback" not in p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wheelvet: error: "), p.stderr
+        assert wheel.name in lines[0] and needle in lines[0], lines[0]
+    assert not out.exists() or not any(out.iterdir())
+    if before is not None:
+        assert hashlib.sha256(wheel.read_bytes()).hexdigest() == before
+
+
+def test_truncated_zip(tmp_path):
+    w = good(tmp_path)
+    w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    run_all(w, tmp_path, "not a zip archive")
+
+
+def test_duplicate_entry_names(tmp_path):
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw_zip(w, [("pkg/a.py", b"1"), ("pkg/a.py", b"2")])
+    run_all(w, tmp_path, "pkg/a.py: appears twice in the archive")
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("/etc/evil.py", "absolute path"),
+    ("pkg/../../evil.py", "path leaves the wheel"),
+    ("pkg\\\\evil.py", "backslash in the path"),
+])
+def test_dangerous_paths(tmp_path, name, problem):
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(zipfile.ZipInfo(name), b"x")])
+    run_all(w, tmp_path, problem)
+
+
+def test_symlink_entry(tmp_path):
+    info = zipfile.ZipInfo("pkg/link")
+    info.external_attr = (0o120777 << 16)
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(info, b"/etc/passwd")])
+    run_all(w, tmp_path, "pkg/link: symbolic link")
+
+
+def _central_entries(data: bytearray):
+    """(offset, name) of each central directory entry."""
+    eocd = data.rfind(b"PK\x05\x06")
+    pos = struct.unpack_from("<I", data, eocd + 16)[0]
+    while data[pos:pos + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, pos + 28)
+        yield pos, bytes(data[pos + 46:pos + 46 + name_len]).decode()
+        pos += 46 + name_len + extra_len + comment_len
+
+
+def test_encrypted_entry(tmp_path):
+    w = good(tmp_path, extra={"pkg/secret.py": b"x = 1"})
+    data = bytearray(w.read_bytes())
+    for pos, name in _central_entries(data):
+        if name == "pkg/secret.py":
+            struct.pack_into("<H", data, pos + 8, struct.unpack_from("<H", data, pos + 8)[0] | 0x1)  # flags
+            local = struct.unpack_from("<I", data, pos + 42)[0]
+            struct.pack_into("<H", data, local + 6, struct.unpack_from("<H", data, local + 6)[0] | 0x1)
+    w.write_bytes(bytes(data))
+    run_all(w, tmp_path, "pkg/secret.py: encrypted member")
+
+
+def test_unsupported_compression(tmp_path):
+    info = zipfile.ZipInfo("pkg/data.bin")
+    info.compress_type = zipfile.ZIP_BZIP2
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(info, b"x" * 1000)])
+    run_all(w, tmp_path, "compression method 12")
+
+
+def test_decompression_bomb_declared_size(tmp_path):
+    """A member whose central directory declares ~4 GiB from a few bytes."""
+    w = good(tmp_path)
+    data = bytearray(w.read_bytes())
+    with zipfile.ZipFile(w) as zf:
+        info = zf.getinfo("pkg/m.cpython-311-x86_64-linux-gnu.so")
+    for pos, name in _central_entries(data):
+        if name == info.filename:
+            struct.pack_into("<I", data, pos + 24, 0xFFFFFFF0)  # uncompressed size
+    w.write_bytes(bytes(data))
+    run_all(w, tmp_path, "decompression bomb")
+
+
+def test_too_many_entries_is_refused_but_tens_of_thousands_are_fine(tmp_path, monkeypatch):
+    from wheelvet import wheelfile
+    from wheelvet.errors import InvalidWheel
+
+    many = {f"pkg/data/f{i:05d}.txt": b"" for i in range(30_000)}
+    w = good(tmp_path, extra=many)
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", "--json", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stderr
+    monkeypatch.setattr(wheelfile, "MAX_ENTRIES", 10_000)
+    with pytest.raises(InvalidWheel, match=r"30004 entries, more than the 10000 allowed"):
+        wheelfile.read_wheel(str(w))
+
+
+def test_missing_or_malformed_metadata(tmp_path):
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [("pkg/__init__.py", b"")], with_dist_info=False)
+    run_all(w, tmp_path, "no .dist-info directory")
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("pkg-1.0.dist-info/WHEEL", f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {TAG}\n")
+    run_all(w, tmp_path, "missing METADATA file")
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 9.0\nRoot-Is-Purelib: false\n")
+    run_all(w, tmp_path, "unsupported Wheel-Version")
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: maybe\n")
+    run_all(w, tmp_path, "Root-Is-Purelib must be true or false")
+    with zipfile.ZipFile(w, "w") as zf:
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n")
+        zf.writestr("pkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: other\nVersion: 1.0\n")
+    run_all(w, tmp_path, "METADATA names 'other'")
+
+
+def test_record_problems(tmp_path):
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [("pkg/m.cpython-311-x86_64-linux-gnu.so", ELF)])
+    run_all(w, tmp_path, "missing RECORD file")
+    rewrite_record(w)
+    # a file the RECORD does not list
+    with zipfile.ZipFile(w, "a") as zf:
+        zf.writestr("pkg/extra.py", "x = 1\n")
+    run_all(w, tmp_path, "RECORD does not list pkg/extra.py")
+    # a size that does not match
+    w2 = good(tmp_path, name="pkg2-1.0")
+    with zipfile.ZipFile(w2) as zf:
+        items = [(i, zf.read(i)) for i in zf.infolist()]
+    with zipfile.ZipFile(w2, "w") as zf:
+        for info, data in items:
+            if info.filename.endswith("RECORD"):
+                data = data.replace(f",{len(ELF)}\n".encode(), f",{len(ELF) + 1}\n".encode())
+            zf.writestr(info, data)
+    run_all(w2, tmp_path, f"RECORD says pkg/m.cpython-311-x86_64-linux-gnu.so has {len(ELF) + 1} bytes")
+
+
+def test_library_name_that_is_not_elf(tmp_path):
+    w = good(tmp_path, extra={"pkg/libfake.so.1": b"GROUP ( /lib/libc.so.6 )\n" * 4})
+    run_all(w, tmp_path, "pkg/libfake.so.1: named like a shared library but is not an ELF file")
+
+
+def test_tags_that_disagree_with_the_contents(tmp_path):
+    arm = craft_elf("aarch64", needed=("libc.so.6",), exports=("PyInit_m",))
+    w = write_wheel(tmp_path / "pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", {"pkg/m.so": arm},
+                    tag="cp311-cp311-manylinux_2_17_x86_64")
+    run_all(w, tmp_path, "pkg/m.so: ELF file built for aarch64, but its tags say x86_64")
+    musl = craft_elf("x86_64", needed=("libc.musl-x86_64.so.1",), exports=("PyInit_m",))
+    w = write_wheel(tmp_path / "q-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", {"q/m.so": musl},
+                    tag="cp311-cp311-manylinux_2_17_x86_64")
+    run_all(w, tmp_path, "q/m.so: ELF file built for musl, but its tags say glibc")
+
+
+def test_elf_with_offsets_past_the_end(tmp_path):
+    bad = bytearray(ELF)
+    struct.pack_into("<Q", bad, 32, len(bad) + 4096)  # e_phoff beyond the file
+    w = write_wheel(tmp_path / f"bad-1.0-{TAG}.whl", {"bad/m.so": bytes(bad)})
+    run_all(w, tmp_path, "bad/m.so")
