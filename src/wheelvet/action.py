@@ -221,10 +221,17 @@ def run_action(environ: dict) -> int:
 
     mode = _comment_mode(settings, report)
     if mode:
-        from .github.comment import PullRequestCommenter, make_client
+        from .github.comment import CommentResult, PullRequestCommenter, make_client
 
         commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
-        result = commenter.upsert(settings.pull_request.number, settings.report_id, body, create=mode == "upsert")
+        pr = settings.pull_request
+        number = pr.number
+        if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
+            number = commenter.find_pull_request(pr.head_repo, pr.head_branch, pr.head_sha)
+        if number is None:
+            result = CommentResult("skipped", None, "no open pull request has this run's head commit")
+        else:
+            result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
         if result.action == "skipped" and result.reason:
             commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
         elif result.url:

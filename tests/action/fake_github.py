@@ -31,6 +31,7 @@ class FakeGitHub:
     read_only: bool = False
     comments: dict = field(default_factory=dict)  # (repo, number) -> list of comment dicts
     requests: list = field(default_factory=list)
+    pulls: dict = field(default_factory=dict)  # repo -> list of pull request dicts
     next_id: int = 1000
 
     def start(self) -> FakeGitHub:
@@ -80,6 +81,15 @@ class FakeGitHub:
                     text = json.loads(body)["body"]
                     comment = fake._new_comment(base, m[1], int(m[2]), text)
                     return self._send(201, comment)
+                m = re.fullmatch(r"/repos/([^/]+/[^/]+)/pulls", path)
+                if m and method == "GET":
+                    q = parse_qs(url.query)
+                    head = q.get("head", [""])[0]
+                    state = q.get("state", ["open"])[0]
+                    found = [p for p in fake.pulls.get(m[1], [])
+                             if (not head or f"{p['head']['repo']['owner']['login']}:{p['head']['ref']}" == head)
+                             and (state == "all" or p["state"] == state)]
+                    return self._send(200, found)
                 m = re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)", path)
                 if m and method == "PATCH":
                     if fake.read_only:
@@ -131,3 +141,11 @@ class FakeGitHub:
 
     def add_comment(self, repo: str, number: int, body: str) -> dict:
         return self._new_comment(self.url, repo, number, body)
+
+    def add_pull(self, repo: str, number: int, head_repo: str, branch: str, sha: str, state: str = "open") -> dict:
+        owner = head_repo.split("/")[0]
+        pr = {"number": number, "state": state, "id": 5000 + number, "url": f"{self.url}/repos/{repo}/pulls/{number}",
+              "head": {"ref": branch, "sha": sha, "repo": {"full_name": head_repo, "owner": {"login": owner}}},
+              "base": {"ref": "main", "repo": {"full_name": repo}}}
+        self.pulls.setdefault(repo, []).append(pr)
+        return pr

@@ -245,3 +245,25 @@ def test_artifact_service_failure_fails_the_step_without_leaking(workspace, fake
         assert token not in p.stdout.replace(f"::add-mask::{token}", "")
         # the rest of the job still happened: the report and the comment
         assert len(fake_github.comments[(REPO_NAME, 12)]) == 1
+
+
+def test_workflow_run_event_comments_on_its_pull_request(workspace, fake_github):
+    env = runner_env(workspace, fake_github, event="workflow_run")
+    event = {"workflow_run": {"id": 99, "head_sha": "abc", "pull_requests": [{"number": 31, "head": {"sha": "abc"}}]}}
+    Path(env["GITHUB_EVENT_PATH"]).write_text(json.dumps(event))
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    assert len(fake_github.comments[(REPO_NAME, 31)]) == 1
+
+
+def test_workflow_run_from_a_fork_finds_its_pull_request_by_head(workspace, fake_github):
+    fake_github.add_pull(REPO_NAME, 40, "stranger/wheels", "feature", "0ld")  # same branch, older head
+    fake_github.add_pull(REPO_NAME, 41, "stranger/wheels", "feature", "c0ffee")
+    env = runner_env(workspace, fake_github, event="workflow_run")
+    event = {"workflow_run": {"id": 99, "event": "pull_request", "head_sha": "c0ffee", "head_branch": "feature",
+                              "pull_requests": [], "head_repository": {"full_name": "stranger/wheels"},
+                              "repository": {"full_name": REPO_NAME}}}
+    Path(env["GITHUB_EVENT_PATH"]).write_text(json.dumps(event))
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stderr
+    assert len(fake_github.comments[(REPO_NAME, 41)]) == 1 and (REPO_NAME, 40) not in fake_github.comments

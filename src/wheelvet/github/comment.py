@@ -41,6 +41,20 @@ class PullRequestCommenter:
         self.client = client
         self.repository = repository
 
+    def find_pull_request(self, head_repo: str, head_branch: str, head_sha: str) -> int | None:
+        """The open pull request whose head is ``head_repo:head_branch`` at
+        ``head_sha`` (the head must match: a branch can move on)."""
+        owner = head_repo.split("/", 1)[0]
+        try:
+            for pr in self.client.get_repo(self.repository).get_pulls(state="open", head=f"{owner}:{head_branch}"):
+                if pr.head.sha == head_sha:
+                    return pr.number
+        except GithubException as exc:
+            if exc.status in (401, 403, 404):
+                return None
+            raise CommentError(f"could not look up the pull request: GitHub answered {exc.status}") from None
+        return None
+
     def upsert(self, number: int, report_id: str, body: str, *, create: bool = True) -> CommentResult:
         """Edit the report's comment in place, or create it (unless not
         ``create``); never a second copy."""

@@ -59,9 +59,11 @@ def _bool(name: str, value: str) -> bool:
 
 @dataclass(frozen=True)
 class PullRequest:
-    number: int
+    number: int | None  # None: to be found from the head below (a fork's workflow_run)
     head_repo: str | None
     base_repo: str | None
+    head_branch: str | None = None
+    head_sha: str | None = None
 
     @property
     def from_fork(self) -> bool:
@@ -153,7 +155,20 @@ def _pull_request(event_path: str | None) -> PullRequest | None:
             event = json.load(f)
     except (OSError, ValueError):
         return None
-    pr = event.get("pull_request") if isinstance(event, dict) else None
+    if not isinstance(event, dict):
+        return None
+    pr = event.get("pull_request")
+    run = event.get("workflow_run")
+    if pr is None and isinstance(run, dict) and run.get("event") in ("pull_request", "pull_request_target", None):
+        # a workflow_run event: commenting from the base repository on what a
+        # pull request's workflow reported.  GitHub lists the pull request,
+        # except for one from a fork: then it is looked up by its head.
+        if run.get("pull_requests"):
+            pr = run["pull_requests"][0]
+        elif run.get("head_branch") and run.get("head_sha"):
+            head_repo = (run.get("head_repository") or {}).get("full_name")
+            base_repo = (run.get("repository") or {}).get("full_name")
+            return PullRequest(None, head_repo, base_repo, run["head_branch"], run["head_sha"])
     if not isinstance(pr, dict) or not isinstance(pr.get("number"), int):
         return None
     head = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
