@@ -119,8 +119,20 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         return
     run.outcomes.append(markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size,
                                                     output_size=os.path.getsize(written)))
+    # Tags the wheel already had are kept (as auditwheel keeps them); say so
+    # when one of them claims more than the wheel meets.
+    for tag in audit.platforms:
+        if not tag.startswith("linux") and tag not in plan.tags and audit.meets(tag) is False and not _reaches(plan, audit, tag):
+            run.problems.append(("warning", rel, f"{audit.wheel} keeps its tag {tag}, which it does not meet (it reaches {plan.policy})"))
     run.outputs.append(written)
     run.reached.append((audit.wheel, audit.libc, audit.arch, plan.policy))
+
+
+def _reaches(plan, audit, tag: str) -> bool:
+    """Whether the policy a repair reached is at least as compatible as ``tag``."""
+    pset = load_policies(audit.libc or "glibc", audit.arch or "", all_musl=True)
+    want, got = pset.get(tag), pset.get(plan.policy)
+    return want is not None and got is not None and got.priority >= want.priority
 
 
 def _with_arch(tag: str, arch: str | None) -> str:
