@@ -475,15 +475,23 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
                environ: dict | None = None, audit_options: AuditOptions | None = None) -> str:
     """Carry out ``plan``; returns the path of the verified output wheel."""
     environ = dict(os.environ if environ is None else environ)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise RepairFailed(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
     final = os.path.join(out_dir, plan.out_name)
-    tmp_out = os.path.join(out_dir, f".{plan.out_name}.{os.getpid()}.wheelvet-tmp")
+    # A name of its own per process: two repairs into one directory never
+    # share a temporary file, and the rename makes the last one win whole.
+    tmp_out = os.path.join(out_dir, f".{plan.out_name}.{os.getpid()}.{threading.get_ident()}.wheelvet-tmp")
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
         new_facts = _apply(plan, analysis, tmp_out, work, level, environ)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         os.replace(tmp_out, final)
         return final
+    except OSError as exc:
+        where = exc.filename or out_dir
+        raise RepairFailed(f"cannot write {where}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:

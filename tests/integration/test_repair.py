@@ -14,6 +14,7 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
 from elftools.elf.elffile import ELFFile
 
 from support import EXT_SUFFIX, build_extension, cc, clean_env, write_wheel
@@ -317,3 +318,63 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_crashing_patchelf_is_reported_and_leaves_nothing(tmp_path, libs):
+    crash = tmp_path / "crash-patchelf"
+    crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crash.chmod(0o755)
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    p = repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(crash)))
+    assert p.returncode == 4 and "killed by signal SIGSEGV" in p.stderr and p.stderr.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_patchelf(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    p = repair(whl, tmp_path / "out", env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(tmp_path / "nope")))
+    assert p.returncode == 4 and "cannot run" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_output_directory_that_cannot_be_created(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    p = repair(whl, blocker / "out", env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 4 and "cannot create the output directory" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_full_disk_leaves_no_partial_wheel(tmp_path, libs):
+    """The output directory is a 64 KiB tmpfs: the write fails with ENOSPC."""
+    import os
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and a mountable tmpfs to make a full disk")
+    try:
+        (small / "earlier.whl").write_bytes(b"earlier output")
+        whl = ext_wheel(tmp_path, libs, flags=("-g",))  # debug info makes the output larger than the disk
+        big = tmp_path / "libs" / "libB.so.2"
+        big.write_bytes(big.read_bytes() + os.urandom(200_000))  # incompressible padding after the ELF data
+        p = repair(whl, small, env=clean_env(LD_LIBRARY_PATH=str(libs)))
+        assert p.returncode == 4 and "No space left on device" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+        assert sorted(x.name for x in small.iterdir()) == ["earlier.whl"]
+        assert (small / "earlier.whl").read_bytes() == b"earlier output"
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_two_repairs_of_one_wheel_into_one_directory(tmp_path, libs):
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    env = clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000")
+    procs = [subprocess.Popen([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(whl)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    fixed = only_wheel(out)  # one wheel, no temporary files left
+    check_record(fixed)
+    assert zipfile.ZipFile(fixed).testzip() is None
