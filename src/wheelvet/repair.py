@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from .audit import Analysis, AuditOptions, analyze, external_refs
 from .elf import ElfFacts, inspect_structure
-from .errors import UsageError, WheelvetError
+from .errors import InvalidWheel, UsageError, WheelvetError
 from .policy import Policy
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from .wheelfile import read_wheel
@@ -500,7 +500,60 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
             pass
 
 
-def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict) -> None:
+def _check_record_hashes(path: str, wheel: str, jobs: int = 2) -> None:
+    """Every member's content against its RECORD hash (the repaired wheel's
+    RECORD vouches for the members copied raw, so they must be right).
+    Members are inflated and hashed on ``jobs`` threads (both release the GIL)."""
+    local = threading.local()
+
+    def zip_of_thread() -> zipfile.ZipFile:
+        if not hasattr(local, "zf"):
+            local.zf = zipfile.ZipFile(path)
+            opened.append(local.zf)
+        return local.zf
+
+    def check(name: str, algo: str, expected: str) -> None:
+        h = hashlib.new(algo)
+        with zip_of_thread().open(name) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        if base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode() != expected:
+            raise InvalidWheel(wheel, "content does not match its RECORD hash", name)
+
+    opened: list[zipfile.ZipFile] = []
+    with zipfile.ZipFile(path) as zf:
+        dist_info = next(n.split("/", 1)[0] for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
+        record = _read_record(zf, f"{dist_info}/RECORD")
+        tasks = []
+        for info in sorted(zf.infolist(), key=lambda i: -i.file_size):
+            entry = record.get(info.filename)
+            if info.is_dir() or not entry or not entry[0]:
+                continue
+            algo, _, expected = entry[0].partition("=")
+            if algo not in ("sha256", "sha384", "sha512"):
+                raise InvalidWheel(wheel, f"RECORD uses the hash {algo!r} (sha256 or better required)", info.filename)
+            tasks.append((info.filename, algo, expected))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(check, *t) for t in tasks]:
+                future.result()
+    finally:
+        for z in opened:
+            z.close()
+
+
+def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict) -> dict:
+    # The input's RECORD hashes are checked meanwhile, on a thread of their own
+    # (inflating and hashing release the GIL).
+    checker = ThreadPoolExecutor(max_workers=1)
+    record_ok = checker.submit(_check_record_hashes, plan.wheel, os.path.basename(plan.wheel))
+    try:
+        return _apply_checked(plan, analysis, tmp_out, work, level, environ, record_ok)
+    finally:
+        checker.shutdown(wait=True)
+
+
+def _apply_checked(plan, analysis, tmp_out, work, level, environ, record_ok):
     changed: dict[str, str] = {}  # archive member (final name) -> file in work
     patchelf = find_patchelf() if (plan.grafts or any(p.replace_needed or p.remove_needed or p.rpath for p in plan.patches)) else None
     with zipfile.ZipFile(plan.wheel) as zf:
@@ -543,6 +596,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
                                                needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
 
+        record_ok.result()  # raises InvalidWheel on a mismatch: nothing is written
         members = _members(plan, analysis, zf, files, changed, fixed, newest)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)

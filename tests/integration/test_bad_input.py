@@ -211,3 +211,19 @@ def test_elf_with_offsets_past_the_end(tmp_path):
     struct.pack_into("<Q", bad, 32, len(bad) + 4096)  # e_phoff beyond the file
     w = write_wheel(tmp_path / f"bad-1.0-{TAG}.whl", {"bad/m.so": bytes(bad)})
     run_all(w, tmp_path, "bad/m.so")
+
+
+def test_record_hash_that_does_not_match_is_refused_by_repair(tmp_path):
+    w = good(tmp_path)
+    with zipfile.ZipFile(w) as zf:
+        items = [(i, zf.read(i)) for i in zf.infolist()]
+    with zipfile.ZipFile(w, "w") as zf:
+        for info, data in items:
+            if info.filename.endswith(".so"):
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])  # same size, other content
+            zf.writestr(info, data)
+    out = tmp_path / "wheelhouse"
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 3 and "pkg/m.cpython-311-x86_64-linux-gnu.so: content does not match its RECORD hash" in p.stderr
+    assert p.stderr.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
