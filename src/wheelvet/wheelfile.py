@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import re
+import struct
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +53,9 @@ def check_archive(zf: zipfile.ZipFile, filename: str) -> None:
     for info in infos:
         name = info.filename
         parts = name.split("/")
+        if not name:
+            problems.append(("", "a member with an empty name"))
+            continue
         if name in seen:
             problems.append((name, "appears twice in the archive"))
         seen.add(name)
@@ -227,40 +231,54 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
         raise InvalidWheel(filename, "no such file") from None
     except IsADirectoryError:
         raise InvalidWheel(filename, "is a directory") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidWheel(filename, f"not a zip archive ({exc})") from None
-    with zf:
-        check_archive(zf, filename)
-        root_is_purelib, wheel_tags = _read_wheel_metadata(zf, name)
-        members = []
-        elf_members: list[zipfile.ZipInfo] = []
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            members.append(info.filename)
-            if info.filename.endswith(".py"):
-                continue
-            head = b""
-            if info.file_size >= 52:  # smaller than any ELF header: not ELF
-                try:
-                    head = _sniff(zf, info)
-                except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
-                    raise InvalidWheel(filename, f"cannot read member ({exc})", info.filename) from None
-            if is_elf(head):
-                elf_members.append(info)
-            elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
-                raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
-        elf_names = {i.filename for i in elf_members}
-        reused: dict[str, ElfFacts] = {n: f for n, f in (facts_by_name or {}).items() if n in elf_names}
-        if known is not None and known_crcs is not None:
-            for info in elf_members:
-                if info.filename in known.elf and known_crcs.get(info.filename) == (info.CRC, info.file_size):
-                    reused[info.filename] = known.elf[info.filename]
-        try:
-            parsed = _parse_all(path, zf, [i for i in elf_members if i.filename not in reused], jobs)
-            facts = {i.filename: reused.get(i.filename) or parsed[i.filename] for i in elf_members}
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise InvalidWheel(filename, f"corrupt archive ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise InvalidWheel(filename, f"not a zip archive ({_one_line(exc)})") from None
+    try:
+        with zf:
+            return _read_open_wheel(path, zf, filename, name, jobs, known, known_crcs, facts_by_name)
+    except _ZIP_ERRORS as exc:
+        # whatever the zip layer trips on inside the archive
+        raise InvalidWheel(filename, f"corrupt archive ({_one_line(exc)})") from None
+
+
+# What the zip and deflate layers raise on a damaged archive.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError,
+               ValueError, OverflowError, struct.error, OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _read_open_wheel(path, zf, filename, name, jobs, known, known_crcs, facts_by_name) -> WheelContents:
+    check_archive(zf, filename)
+    root_is_purelib, wheel_tags = _read_wheel_metadata(zf, name)
+    members = []
+    elf_members: list[zipfile.ZipInfo] = []
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        members.append(info.filename)
+        if info.filename.endswith(".py"):
+            continue
+        head = b""
+        if info.file_size >= 52:  # smaller than any ELF header: not ELF
+            try:
+                head = _sniff(zf, info)
+            except _ZIP_ERRORS as exc:
+                raise InvalidWheel(filename, f"cannot read member ({_one_line(exc)})", info.filename) from None
+        if is_elf(head):
+            elf_members.append(info)
+        elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
+            raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
+    elf_names = {i.filename for i in elf_members}
+    reused: dict[str, ElfFacts] = {n: f for n, f in (facts_by_name or {}).items() if n in elf_names}
+    if known is not None and known_crcs is not None:
+        for info in elf_members:
+            if info.filename in known.elf and known_crcs.get(info.filename) == (info.CRC, info.file_size):
+                reused[info.filename] = known.elf[info.filename]
+    parsed = _parse_all(path, zf, [i for i in elf_members if i.filename not in reused], jobs)
+    facts = {i.filename: reused.get(i.filename) or parsed[i.filename] for i in elf_members}
     return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(members), facts)
 
 

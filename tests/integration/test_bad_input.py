@@ -227,3 +227,19 @@ def test_record_hash_that_does_not_match_is_refused_by_repair(tmp_path):
     assert p.returncode == 3 and "pkg/m.cpython-311-x86_64-linux-gnu.so: content does not match its RECORD hash" in p.stderr
     assert p.stderr.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+# Found by fuzzing (tests/unit/test_fuzz_wheel.py); each became a test.
+
+def test_member_with_an_empty_name(tmp_path):
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(zipfile.ZipInfo(""), b"nameless")])
+    run_all(w, tmp_path, "a member with an empty name")
+
+
+def test_local_header_that_does_not_match(tmp_path):
+    w = good(tmp_path)
+    data = bytearray(w.read_bytes())
+    meta = data.find(b"pkg-1.0.dist-info/METADATA")  # its local header's name
+    data[meta - 30:meta - 26] = b"XXXX"  # the local header signature
+    w.write_bytes(bytes(data))
+    run_all(w, tmp_path, "corrupt archive")

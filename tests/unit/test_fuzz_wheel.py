@@ -1,0 +1,66 @@
+"""Bounded property-based fuzzing of the wheel reader and the audit.
+
+Mutated real wheels must give an audit or wheelvet's own error, never another
+exception.  (A longer run: ``make fuzz``.)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from support import craft_elf, write_wheel
+from wheelvet.audit import AuditOptions, audit_wheel
+from wheelvet.errors import WheelvetError
+
+EXAMPLES = int(os.environ.get("WHEELVET_FUZZ_EXAMPLES", "1000")) // 4
+
+_dir = Path(tempfile.mkdtemp(prefix="wheelvet-fuzz-seeds-"))
+SEEDS = [
+    write_wheel(_dir / "a-1.0-cp311-cp311-linux_x86_64.whl", {
+        "a/m.cpython-311-x86_64-linux-gnu.so": craft_elf("x86_64", needed=("libc.so.6", "libfoo.so.1"), exports=("PyInit_m",),
+                                                          imports=(("memcpy", "GLIBC_2.14", "libc.so.6"),)),
+        "a/__init__.py": b"x = 1\n",
+    }).read_bytes(),
+    write_wheel(_dir / "b-1.0-cp311-cp311-manylinux_2_17_aarch64.whl", {
+        "b/m.so": craft_elf("aarch64", needed=("libc.so.6",), exports=("PyInit_m",)),
+        "b.libs/libx.so": craft_elf("aarch64", soname="libx.so"),
+    }, tag="cp311-cp311-manylinux_2_17_aarch64").read_bytes(),
+]
+OPTIONS = AuditOptions(environ={}, ldpaths="", jobs=1)
+
+
+@st.composite
+def mutated(draw):
+    seed = draw(st.integers(0, len(SEEDS) - 1))
+    data = bytearray(SEEDS[seed])
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["byte", "word", "truncate", "zero"]))
+        pos = draw(st.integers(0, len(data) - 1))
+        if kind == "byte":
+            data[pos] = draw(st.integers(0, 255))
+        elif kind == "word" and pos + 4 <= len(data):
+            data[pos:pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\xff\xff\0\0", b"PK\x01\x02"]))
+        elif kind == "zero" and pos + 16 <= len(data):
+            data[pos:pos + 16] = b"\0" * 16
+        elif kind == "truncate":
+            data = data[: max(pos, 1)]
+    return seed, bytes(data)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_wheels_give_an_audit_or_wheelvets_error(case):
+    seed, data = case
+    name = ["a-1.0-cp311-cp311-linux_x86_64.whl", "b-1.0-cp311-cp311-manylinux_2_17_aarch64.whl"][seed]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / name
+        path.write_bytes(data)
+        try:
+            audit_wheel(str(path), OPTIONS)
+        except WheelvetError as exc:
+            assert "\n" not in str(exc) and name in str(exc)
