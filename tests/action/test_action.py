@@ -278,3 +278,18 @@ def test_a_kept_tag_the_wheel_does_not_meet_is_a_warning(workspace, fake_github,
     p = run_action(runner_env(workspace, fake_github), workspace)
     assert p.returncode == 0, p.stdout + p.stderr
     assert re.search(r"^::warning file=dist/m-1\.0-cp311-cp311-manylinux2014_x86_64\.whl,title=wheelvet::.*keeps its tag manylinux2014_x86_64", p.stdout, re.M)
+
+
+def test_names_from_wheels_never_reach_a_shell(workspace, fake_github, tmp_path):
+    """Member names full of shell syntax are data: nothing runs them."""
+    evil = {"pkg/$(touch pwned-1).py": b"", "pkg/`touch pwned-2`.py": b"", "pkg/;touch pwned-3;.py": b""}
+    ext = build_extension(tmp_path / "e", "spam", f"-L{workspace / 'build' / 'lib'}", "-l:libA.so.1",
+                          body="int a_value(void);", call="a_value()")
+    for old in (workspace / "dist").iterdir():
+        old.unlink()
+    write_wheel(workspace / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes(), **evil})
+    env = runner_env(workspace, fake_github, strip="true", **{"before-repair": "true"})
+    p = run_action(env, workspace)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for d in (workspace, tmp_path, Path.cwd()):
+        assert not list(d.glob("pwned-*"))

@@ -290,8 +290,9 @@ def test_lib_sdir(tmp_path, libs):
     assert any(n.startswith("pkg.vendored/libA-") for n in zipfile.ZipFile(only_wheel(out)).namelist())
 
 
-def test_sigterm_during_repair_leaves_nothing(tmp_path, libs):
-    """A slow patchelf stands in for a long repair; SIGTERM must clean up."""
+@pytest.mark.parametrize("signame,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_during_repair_leaves_nothing(tmp_path, libs, signame, code):
+    """A slow patchelf stands in for a long repair; SIGTERM and SIGINT must clean up."""
     import signal
     import time
 
@@ -307,9 +308,9 @@ def test_sigterm_during_repair_leaves_nothing(tmp_path, libs):
     while time.time() < deadline and not any(p.name.startswith("wheelvet-repair-") for p in Path(tempfile_dir()).iterdir()):
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))
     _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
 
