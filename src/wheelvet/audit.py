@@ -272,6 +272,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     platforms = name.platforms
     arch, libc, pure_name = _filename_arch_libc(platforms)
     arch_from = libc_from = None  # the member that set them (None: the file name)
+    init_major: dict[str, int] = {}  # extension module -> Python major version of its init function
     findings: list[Finding] = []
     files: list[ElfFile] = []
     valid: dict[str, ElfFacts] = {}
@@ -279,7 +280,9 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
 
     for member, facts in contents.elf.items():
         file_libc = elf_libc(facts, posixpath.basename(member))
-        ext, _ = _is_extension(member, facts)
+        ext, major = _is_extension(member, facts)
+        if ext:
+            init_major[member] = major
         info = dict(path=member, arch=facts.arch, elf_class=facts.elf_class,
                     endianness="little" if facts.little_endian else "big", libc=file_libc, extension=ext, isa_level=facts.isa_level,
                     soname=facts.soname, needed=facts.needed, rpath=facts.rpath, runpath=facts.runpath)
@@ -326,7 +329,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         trees[member] = resolve_tree(wheel_path(member), facts, host_files, config,
                                      exclude=options.exclude, conf_dirs=conf)
 
-    extensions = {m for m, f in valid.items() if _is_extension(m, f)[0]}
+    extensions = {m for m in valid if m in init_major}
     # A non-extension file loaded by another ELF file of the wheel finds, in
     # the process, what that file's tree already loaded: fill its gaps from
     # such a tree (extensions first, complete trees before incomplete ones).
@@ -433,7 +436,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         for m in extensions for s in valid[m].imports)
     uses_ucs2 = any(
         "PyUnicodeUCS2_" in s.name and s.kind == 2
-        for m in extensions if _is_extension(m, valid[m])[1] == 2 for s in valid[m].imports)
+        for m in extensions if init_major[m] == 2 for s in valid[m].imports)
     ucs_policy = policies.linux if uses_ucs2 else policies.highest
     pyfpe_policy = policies.linux if uses_pyfpe else policies.highest
 

@@ -106,6 +106,10 @@ class PolicySet:
         """A policy by full name, alias, or base name (``manylinux2014``)."""
         return self._by_name.get(name)
 
+    def best_for_version(self, version: str) -> Policy:
+        """The most compatible policy that still allows one symbol version."""
+        return next((p for p in reversed(self._policies) if p.allows_version(version)), self.linux)
+
     def symbol_policy(self, versioned: Mapping[str, Iterable[str]]) -> Policy:
         """The most compatible policy allowing every needed symbol version."""
         needed = {v for libs, versions in versioned.items() if not is_loader_soname(libs) for v in versions}

@@ -236,15 +236,13 @@ def _image(policy: Policy) -> str:
     return f"quay.io/pypa/{policy.aliases[0] if policy.aliases else policy.name}"
 
 
-def _best_for(pset: PolicySet, version: str) -> Policy:
-    return next((p for p in reversed(list(pset)) if p.allows_version(version)), pset.linux)
 
 
 def _too_recent(uses: Sequence[SymbolUse], pset: PolicySet) -> tuple[TooRecentVersion, ...]:
     groups: dict[tuple[str, str], list[SymbolFile]] = {}
     for u in uses:
         groups.setdefault((u.library, u.version), []).append(SymbolFile(u.file, u.symbols, u.external))
-    rows = [(_best_for(pset, v), lib, v, files) for (lib, v), files in groups.items()]
+    rows = [(pset.best_for_version(v), lib, v, files) for (lib, v), files in groups.items()]
     rows.sort(key=lambda r: (r[0].priority, r[1], r[2]))  # the most limiting first
     return tuple(TooRecentVersion(v, lib, best.name, tuple(files)) for best, lib, v, files in rows)
 

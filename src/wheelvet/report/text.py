@@ -51,8 +51,8 @@ def render_one(a: WheelAudit) -> str:
     if blocking:
         out.append("")
         out.append("  symbol versions that rule out more compatible tags:")
-        for (lib, version), uses in sorted(blocking.items(), key=lambda kv: (_best_for(pset, kv[0][1]).priority, kv[0])):
-            best = _best_for(pset, version)
+        for (lib, version), uses in sorted(blocking.items(), key=lambda kv: (pset.best_for_version(kv[0][1]).priority, kv[0])):
+            best = pset.best_for_version(version)
             out.append(f"    {version} from {lib}: at best {best.name}")
             for u in uses:
                 where = f"{u.file} (external, would be grafted)" if u.external else u.file
@@ -70,13 +70,6 @@ def render_one(a: WheelAudit) -> str:
             where = f"{f.file}: " if f.file else ""
             out.append(f"    {f.severity}: {where}{f.message}")
     return "\n".join(out)
-
-
-def _best_for(pset, version: str):
-    for p in reversed(list(pset)):
-        if p.allows_version(version):
-            return p
-    return pset.linux
 
 
 def render_text(audits: Sequence[WheelAudit]) -> str:
