@@ -52,7 +52,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "repair_conformance"))
 
-from bench_show import PIP_TARGET, Run, cache_dir, git_commit, ratio, run_child, sha256_of, tool_version  # noqa: E402
+from bench_show import Leg as ShowLeg  # noqa: E402
+from bench_show import PIP_TARGET, Run, cache_dir, fmt, git_commit, ratio, run_child, sha256_of, tool_version  # noqa: E402
 
 # Imported in main(), not here: the `_spawner` and `_limit` children stay lean.
 repaircache = None  # tests/repair_conformance/repaircache.py
@@ -131,10 +132,10 @@ def limit(spec_file: str, out_dir: str) -> tuple[int, int]:
 
 
 @dataclass
-class Leg:
-    name: str
+class Leg(ShowLeg):
+    """bench_show's leg, plus the wheel each run wrote."""
+
     argv: list[str]  # with the placeholder "{OUT}" for the output directory
-    runs: list[Run] = field(default_factory=list)
     outputs: list[tuple[str, int]] = field(default_factory=list)  # (file name, bytes) per run
     setup_error: str | None = None  # the leg could not be prepared (e.g. no oracle for `limit`)
 
@@ -142,20 +143,12 @@ class Leg:
     def error(self) -> str | None:
         if self.setup_error:
             return self.setup_error
-        bad = [r for r in self.runs if r.returncode != 0]
-        if bad:
-            return f"exit code {bad[0].returncode}: {bad[0].stderr_tail}"
+        failed = ShowLeg.error.fget(self)
+        if failed:
+            return failed
         if self.name != "limit" and self.runs and any(n is None for n, _ in self.outputs):
             return "exited 0 but did not write exactly one .whl"
         return None
-
-    @property
-    def best_s(self) -> float | None:
-        return None if self.error or not self.runs else min(r.wall_s for r in self.runs)
-
-    @property
-    def peak_rss_mb(self) -> float | None:
-        return None if self.error or not self.runs else max(r.maxrss_mb for r in self.runs)
 
     @property
     def out_size(self) -> int | None:
@@ -166,9 +159,7 @@ class Leg:
         return None if self.error or not self.outputs else self.outputs[-1][0]
 
     def as_json(self) -> dict:
-        return {"argv": self.argv, "best_s": self.best_s, "peak_rss_mb": self.peak_rss_mb,
-                "output": self.out_name, "output_bytes": self.out_size, "error": self.error,
-                "runs": [r.__dict__ for r in self.runs]}
+        return {**super().as_json(), "output": self.out_name, "output_bytes": self.out_size}
 
 
 class Spawner:
@@ -292,12 +283,6 @@ def get_wheel(key: str, log) -> tuple[Path, str]:
 # --------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------
-
-
-def fmt(x: float | None, spec: str = ".2f", *legs: Leg) -> str:
-    if x is not None:
-        return format(x, spec)
-    return "ERR" if any(leg.error for leg in legs) else "-"
 
 
 def print_table(rows: list[dict]) -> None:
