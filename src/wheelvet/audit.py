@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import InvalidWheel, WheelvetError
+from .errors import InvalidWheel
 from .policy import Policy, PolicySet, is_loader_soname, known_architectures, load_policies
 from .resolve import (
     HostFiles,
@@ -31,7 +31,6 @@ from .resolve import (
     borrow_resolutions,
     elf_libc,
     in_wheel,
-    member_name,
     resolve_tree,
     system_dirs,
     wheel_path,
@@ -543,4 +542,5 @@ def audit_wheel(path: str, options: AuditOptions = AuditOptions()) -> WheelAudit
     return analyze(read_wheel(path, jobs=options.jobs), options).audit
 
 
-__all__ = ["AuditOptions", "Analysis", "Finding", "PolicyGap", "SymbolUse", "WheelAudit", "analyze", "audit_wheel", "WheelvetError", "member_name"]
+__all__ = ["AuditOptions", "Analysis", "ExternalRefs", "Finding", "PolicyGap", "SymbolUse", "WheelAudit", "analyze",
+           "audit_wheel", "external_refs"]
