@@ -14,7 +14,6 @@ compressed bytes), audited again, and only then renamed into place.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -34,10 +33,11 @@ from dataclasses import dataclass
 
 from .audit import Analysis, AuditOptions, analyze, external_refs
 from .elf import ElfFacts, inspect_structure
-from .errors import InvalidWheel, UsageError, WheelvetError
+from .errors import UsageError, WheelvetError
 from .policy import Policy
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
-from .wheelfile import read_wheel
+from .wheelfile import read_record, read_wheel
+from .zipin import record_digest
 from .zipout import NewMember, RawMember, write_zip
 
 
@@ -424,7 +424,7 @@ def _patch_command(patchelf: str, path: str, *, soname: str | None = None, repla
 
 
 def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return "sha256=" + record_digest(hashlib.sha256(data))
 
 
 def _record_hash_of(m: NewMember) -> tuple[str, str]:
@@ -436,7 +436,7 @@ def _record_hash_of(m: NewMember) -> tuple[str, str]:
         while chunk := f.read(1 << 20):
             h.update(chunk)
             size += len(chunk)
-    return "sha256=" + base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode(), str(size)
+    return "sha256=" + record_digest(h), str(size)
 
 
 def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
@@ -500,60 +500,15 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
             pass
 
 
-def _check_record_hashes(path: str, wheel: str, jobs: int = 2) -> None:
-    """Every member's content against its RECORD hash (the repaired wheel's
-    RECORD vouches for the members copied raw, so they must be right).
-    Members are inflated and hashed on ``jobs`` threads (both release the GIL)."""
-    local = threading.local()
-
-    def zip_of_thread() -> zipfile.ZipFile:
-        if not hasattr(local, "zf"):
-            local.zf = zipfile.ZipFile(path)
-            opened.append(local.zf)
-        return local.zf
-
-    def check(name: str, algo: str, expected: str) -> None:
-        h = hashlib.new(algo)
-        with zip_of_thread().open(name) as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        if base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode() != expected:
-            raise InvalidWheel(wheel, "content does not match its RECORD hash", name)
-
-    opened: list[zipfile.ZipFile] = []
-    with zipfile.ZipFile(path) as zf:
-        dist_info = next(n.split("/", 1)[0] for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
-        record = _read_record(zf, f"{dist_info}/RECORD")
-        tasks = []
-        for info in sorted(zf.infolist(), key=lambda i: -i.file_size):
-            entry = record.get(info.filename)
-            if info.is_dir() or not entry or not entry[0]:
-                continue
-            algo, _, expected = entry[0].partition("=")
-            if algo not in ("sha256", "sha384", "sha512"):
-                raise InvalidWheel(wheel, f"RECORD uses the hash {algo!r} (sha256 or better required)", info.filename)
-            tasks.append((info.filename, algo, expected))
-    try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in [pool.submit(check, *t) for t in tasks]:
-                future.result()
-    finally:
-        for z in opened:
-            z.close()
-
-
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict) -> dict:
-    # The input's RECORD hashes are checked meanwhile, on a thread of their own
-    # (inflating and hashing release the GIL).
-    checker = ThreadPoolExecutor(max_workers=1)
-    record_ok = checker.submit(_check_record_hashes, plan.wheel, os.path.basename(plan.wheel))
-    try:
-        return _apply_checked(plan, analysis, tmp_out, work, level, environ, record_ok)
-    finally:
-        checker.shutdown(wait=True)
+    # The output's RECORD vouches for the members copied raw, so the input
+    # must have been read with its RECORD hashes checked (read_wheel's default).
+    if analysis.contents is None or not analysis.contents.verified:
+        read_wheel(plan.wheel)
+    return _apply_checked(plan, analysis, tmp_out, work, level, environ)
 
 
-def _apply_checked(plan, analysis, tmp_out, work, level, environ, record_ok):
+def _apply_checked(plan, analysis, tmp_out, work, level, environ):
     changed: dict[str, str] = {}  # archive member (final name) -> file in work
     patchelf = find_patchelf() if (plan.grafts or any(p.replace_needed or p.remove_needed or p.rpath for p in plan.patches)) else None
     with zipfile.ZipFile(plan.wheel) as zf:
@@ -596,7 +551,6 @@ def _apply_checked(plan, analysis, tmp_out, work, level, environ, record_ok):
             new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
                                                needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
 
-        record_ok.result()  # raises InvalidWheel on a mismatch: nothing is written
         members = _members(plan, analysis, zf, files, changed, fixed, newest)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
@@ -659,15 +613,11 @@ def _members(plan, analysis, zf, files, changed, fixed, newest):
 
 
 def _read_record(zf: zipfile.ZipFile, name: str) -> dict[str, tuple[str, str]]:
+    """RECORD as member -> (hash, size); read_wheel has already validated it."""
     try:
-        text = zf.read(name).decode("utf-8")
-    except (KeyError, UnicodeDecodeError):
+        return {row[0]: (row[1], row[2]) for row in read_record(zf, name) if len(row) >= 3}
+    except (KeyError, ValueError):
         return {}
-    out = {}
-    for row in csv.reader(io.StringIO(text)):
-        if len(row) >= 3:
-            out[row[0]] = (row[1], row[2])
-    return out
 
 
 def _rewrite_wheel_file(data: bytes, plan: RepairPlan) -> bytes:
@@ -698,7 +648,7 @@ def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: Aud
         # (same name, CRC and size); everything patched or new is parsed.
         with zipfile.ZipFile(plan.wheel) as src:
             crcs = {i.filename: (i.CRC, i.file_size) for i in src.infolist()}
-        contents = read_wheel(path, filename=plan.out_name, known=analysis.contents, known_crcs=crcs,
+        contents = read_wheel(path, filename=plan.out_name, verify=False, known=analysis.contents, known_crcs=crcs,
                               facts_by_name=new_facts)
     except WheelvetError as exc:
         raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None

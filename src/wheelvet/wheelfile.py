@@ -1,9 +1,11 @@
 """Reading a wheel archive without unpacking it.
 
-A wheel is opened once; its members are never written to disk.  Every
-member (but ``.py`` files) is sniffed for the ELF magic, and the ELF ones are
-parsed from their deflate streams (see :func:`wheelvet.elf.read_elf_stream`),
-on both cores when there is enough work to share.
+A wheel is opened once; its members are never written to disk.  The archive
+is checked as a whole (:func:`check_archive`), then WHEEL, METADATA and
+RECORD; then every member is inflated once (:mod:`wheelvet.zipin`), checked
+against its CRC-32 and RECORD hash, and parsed from the same stream when it
+starts with the ELF magic (``.py`` files never count as ELF), on both cores
+when there is enough work to share.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .elf import ElfFacts, is_elf, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
+from .zipin import RECORD_ALGORITHMS, MemberProblem, MemberStream
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 
@@ -117,25 +120,10 @@ class WheelContents:
     wheel_tags: tuple[str, ...]  # Tag: lines of the WHEEL file
     members: tuple[str, ...]  # every file member, in archive order
     elf: Mapping[str, ElfFacts]  # ELF members -> facts
+    verified: bool = False  # every member checked against its CRC and RECORD hash
 
 
-def _sniff(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    with zf.open(info) as f:
-        return f.read(4)
-
-
-def _parse_members(path: str, names: list[str]) -> list[ElfFacts]:
-    """Parse the named ELF members (runs in a worker process or inline)."""
-    wheel = os.path.basename(path)
-    out = []
-    with zipfile.ZipFile(path) as zf:
-        for name in names:
-            info = zf.getinfo(name)
-            out.append(read_elf_stream(lambda: zf.open(info), info.file_size, f"{wheel}: {name}"))
-    return out
-
-
-def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...]]:
+def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]]]:
     dist_infos = {n.split("/", 1)[0] for n in zf.namelist() if n.split("/", 1)[0].endswith(".dist-info")}
     if not dist_infos:
         raise InvalidWheel(wheel.filename, "no .dist-info directory")
@@ -157,8 +145,8 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     if purelib_text not in ("true", "false"):
         raise InvalidWheel(wheel.filename, f"Root-Is-Purelib must be true or false, not {purelib_text!r}", member)
     _check_metadata(zf, wheel, candidates[0])
-    _check_record(zf, wheel, candidates[0])
-    return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ())
+    digests = _check_record(zf, wheel, candidates[0])
+    return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ()), digests
 
 
 def _canonical(name: str) -> str:
@@ -180,41 +168,62 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
         raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
 
 
-def _check_record(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
-    """RECORD lists every file with its real size (hashes: see docs/limits.md)."""
+def read_record(zf: zipfile.ZipFile, member: str) -> list[list[str]]:
+    """RECORD's rows (blank lines dropped); ValueError when it is not UTF-8 CSV."""
+    try:
+        return [row for row in csv.reader(io.StringIO(zf.read(member).decode("utf-8"))) if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_record(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> dict[str, tuple[str, str]]:
+    """RECORD lists every file with its real size and a strong hash; returns
+    member -> (algorithm, digest) for the content checks."""
     member = f"{dist_info}/RECORD"
     if member not in zf.NameToInfo:
         raise InvalidWheel(wheel.filename, "missing RECORD file", member)
     try:
-        rows = list(csv.reader(io.StringIO(zf.read(member).decode("utf-8"))))
-    except (UnicodeDecodeError, csv.Error) as exc:
+        rows = read_record(zf, member)
+    except ValueError as exc:
         raise InvalidWheel(wheel.filename, f"RECORD is not readable CSV ({exc})", member) from None
     sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
-    listed = set()
+    unhashed = {member, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+    digests: dict[str, tuple[str, str]] = {}
+    listed: dict[str, list[str]] = {}
     for n, row in enumerate(rows, 1):
-        if not row:
-            continue
         if len(row) != 3:
             raise InvalidWheel(wheel.filename, f"RECORD line {n} has {len(row)} fields, not 3", member)
         path, digest, size = row
-        listed.add(path)
+        if listed.setdefault(path, row) != row:
+            raise InvalidWheel(wheel.filename, f"RECORD lists {path} twice, differently", member)
         if path not in sizes:
             raise InvalidWheel(wheel.filename, f"RECORD lists {path}, which the archive does not hold", member)
-        if path == member or path.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
+        if path in unhashed:
             continue
-        if not digest or "=" not in digest:
+        algo, _, value = digest.partition("=")
+        if not value:
             raise InvalidWheel(wheel.filename, f"RECORD has no hash for {path}", member)
+        if algo not in RECORD_ALGORITHMS:
+            raise InvalidWheel(wheel.filename, f"RECORD hashes {path} with {algo!r} (sha256 or stronger required)", member)
         if size != str(sizes[path]):
             raise InvalidWheel(wheel.filename, f"RECORD says {path} has {size or 'no'} bytes, the archive {sizes[path]}", member)
-    unlisted = sorted(set(sizes) - listed - {member, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"})
+        digests[path] = (algo, value)
+    unlisted = sorted(set(sizes) - set(listed) - unhashed)
     if unlisted:
         raise InvalidWheel(wheel.filename, f"RECORD does not list {unlisted[0]}" + (f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""), member)
+    return digests
 
 
-def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None,
+def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None, verify: bool = True,
                known: WheelContents | None = None, known_crcs: Mapping[str, tuple[int, int]] | None = None,
                facts_by_name: Mapping[str, ElfFacts] | None = None) -> WheelContents:
-    """Open a wheel and parse its ELF members.
+    """Open a wheel, check it, and parse its ELF members.
+
+    Every member is inflated once, on both cores when there is enough work:
+    with ``verify`` (the default) each is checked against its CRC-32, its
+    declared size and its RECORD hash while the ELF ones are parsed from the
+    same stream.  ``verify=False`` reads only what the ELF facts need (for a
+    wheel this process has just written and hashed itself).
 
     ``filename`` names the wheel when ``path`` is not its real name (a
     temporary file being verified).  ``known`` is an earlier reading of a
@@ -235,7 +244,7 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
         raise InvalidWheel(filename, f"not a zip archive ({_one_line(exc)})") from None
     try:
         with zf:
-            return _read_open_wheel(path, zf, filename, name, jobs, known, known_crcs, facts_by_name)
+            return _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, facts_by_name)
     except _ZIP_ERRORS as exc:
         # whatever the zip layer trips on inside the archive
         raise InvalidWheel(filename, f"corrupt archive ({_one_line(exc)})") from None
@@ -250,64 +259,104 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
-def _read_open_wheel(path, zf, filename, name, jobs, known, known_crcs, facts_by_name) -> WheelContents:
+def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, facts_by_name) -> WheelContents:
     check_archive(zf, filename)
-    root_is_purelib, wheel_tags = _read_wheel_metadata(zf, name)
-    members = []
-    elf_members: list[zipfile.ZipInfo] = []
-    for info in zf.infolist():
-        if info.is_dir():
-            continue
-        members.append(info.filename)
-        if info.filename.endswith(".py"):
-            continue
-        head = b""
-        if info.file_size >= 52:  # smaller than any ELF header: not ELF
-            try:
-                head = _sniff(zf, info)
-            except _ZIP_ERRORS as exc:
-                raise InvalidWheel(filename, f"cannot read member ({_one_line(exc)})", info.filename) from None
-        if is_elf(head):
-            elf_members.append(info)
-        elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
-            raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
-    elf_names = {i.filename for i in elf_members}
-    reused: dict[str, ElfFacts] = {n: f for n, f in (facts_by_name or {}).items() if n in elf_names}
+    root_is_purelib, wheel_tags, digests = _read_wheel_metadata(zf, name)
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    reused: dict[str, ElfFacts] = dict(facts_by_name or {})
     if known is not None and known_crcs is not None:
-        for info in elf_members:
+        for info in infos:
             if info.filename in known.elf and known_crcs.get(info.filename) == (info.CRC, info.file_size):
                 reused[info.filename] = known.elf[info.filename]
-    parsed = _parse_all(path, zf, [i for i in elf_members if i.filename not in reused], jobs)
-    facts = {i.filename: reused.get(i.filename) or parsed[i.filename] for i in elf_members}
-    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(members), facts)
+    # One task per member to inflate: every hashed member when verifying,
+    # and every member that may be ELF (``.py`` files never are) unless its
+    # facts are known.
+    tasks = []
+    for info in infos:
+        digest = digests.get(info.filename) if verify else None
+        sniff = info.filename not in reused and not info.filename.endswith(".py") and info.file_size >= 52
+        if digest or sniff:
+            tasks.append(_Task(info.filename, digest, sniff))
+    results = _read_members_all(path, zf, tasks, jobs)
+    facts: dict[str, ElfFacts] = {}
+    for info in infos:
+        result = results.get(info.filename)
+        if isinstance(result, _Failure):
+            raise (InvalidElf(result.problem, f"{filename}: {info.filename}") if result.elf
+                   else InvalidWheel(filename, result.problem, info.filename))
+        if result is not None:
+            facts[info.filename] = result
+        elif info.filename in reused:
+            facts[info.filename] = reused[info.filename]
+        elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
+            raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
+    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify)
 
 
-def _parse_all(path: str, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], jobs: int | None) -> dict[str, ElfFacts]:
-    total = sum(i.file_size for i in infos)
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    digest: tuple[str, str] | None  # RECORD's (algorithm, value) to check
+    sniff: bool  # parse it if it is ELF
+
+
+@dataclass(frozen=True)
+class _Failure:
+    problem: str
+    elf: bool  # an ELF structure problem (else the member's bytes)
+
+
+def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
+    """Inflate each task's member once: check its size, CRC and hash, and
+    parse it when it is ELF (runs in a worker process or inline)."""
+    out: list[ElfFacts | _Failure | None] = []
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        fd = fh.fileno()
+        for task in tasks:
+            info = zf.getinfo(task.name)
+            try:
+                stream = MemberStream(fd, info, task.digest)
+                facts = None
+                if task.sniff and is_elf(stream.peek(4)):
+                    first = [stream]
+                    facts = read_elf_stream(lambda: first.pop() if first else MemberStream(fd, info), info.file_size)
+                problem = stream.finish() if task.digest else None
+            except InvalidElf as exc:
+                out.append(_Failure(exc.problem, elf=True))
+                continue
+            except MemberProblem as exc:
+                problem = str(exc)
+            except zlib.error as exc:
+                problem = f"bad deflate data ({exc})"
+            out.append(_Failure(problem, elf=False) if problem else facts)
+    return out
+
+
+def _read_members_all(path: str, zf: zipfile.ZipFile, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
+    sizes = {i.filename: i.file_size for i in zf.infolist()}
+    total = sum(sizes[t.name] for t in tasks)
     jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
-    if jobs <= 1 or len(infos) < 2 or total < PARALLEL_MIN_BYTES:
-        wheel = os.path.basename(path)
-        return {i.filename: read_elf_stream(lambda i=i: zf.open(i), i.file_size, f"{wheel}: {i.filename}") for i in infos}
+    if jobs <= 1 or len(tasks) < 2 or total < PARALLEL_MIN_BYTES:
+        return dict(zip((t.name for t in tasks), _read_members(path, tasks)))
     # Largest first, in batches of similar weight, so both cores stay busy.
-    order = sorted(infos, key=lambda i: i.file_size, reverse=True)
-    batches: list[list[str]] = []
+    order = sorted(tasks, key=lambda t: sizes[t.name], reverse=True)
+    batches: list[list[_Task]] = []
     target = max(total // (jobs * 8), 1 << 20)
-    current: list[str] = []
+    current: list[_Task] = []
     weight = 0
-    for info in order:
-        current.append(info.filename)
-        weight += info.file_size
+    for task in order:
+        current.append(task)
+        weight += sizes[task.name]
         if weight >= target:
             batches.append(current)
             current, weight = [], 0
     if current:
         batches.append(current)
-    out: dict[str, ElfFacts] = {}
+    out: dict[str, ElfFacts | _Failure | None] = {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for names, result in zip(batches, pool.map(_parse_members, [path] * len(batches), batches)):
-            out.update(zip(names, result))
-    # Keep archive order for reproducible output.
-    return {i.filename: out[i.filename] for i in infos}
+        for batch, result in zip(batches, pool.map(_read_members, [path] * len(batches), batches)):
+            out.update(zip((t.name for t in batch), result))
+    return out
 
 
 __all__ = ["WheelContents", "WheelName", "parse_wheel_name", "read_wheel", "InvalidElf"]

@@ -213,20 +213,100 @@ def test_elf_with_offsets_past_the_end(tmp_path):
     run_all(w, tmp_path, "bad/m.so")
 
 
-def test_record_hash_that_does_not_match_is_refused_by_repair(tmp_path):
+def _record_row(name: str, data: bytes, algo: str = "sha256", size: int | None = None) -> str:
+    import base64
+
+    digest = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
+    return f"{name},{algo}={digest},{len(data) if size is None else size}"
+
+
+def wheel_with_record(path: Path, files: dict[str, bytes], rows: list[str]) -> Path:
+    """A wheel holding ``files`` with exactly the RECORD ``rows`` given (plus
+    correct rows for WHEEL, METADATA and RECORD itself)."""
+    raw_zip(path, list(files.items()))
+    with zipfile.ZipFile(path) as zf:
+        meta = [_record_row(i.filename, zf.read(i)) for i in zf.infolist() if ".dist-info/" in i.filename]
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("pkg-1.0.dist-info/RECORD", "\n".join(rows + meta + ["pkg-1.0.dist-info/RECORD,,"]) + "\n")
+    return path
+
+
+def _patch_sizes(path: Path, member: str, *, crc: int | None = None, size: int | None = None) -> None:
+    """Overwrite a member's CRC-32 or uncompressed size in both its headers."""
+    data = bytearray(path.read_bytes())
+    for pos, name in list(_central_entries(data)):
+        if name == member:
+            local = struct.unpack_from("<I", data, pos + 42)[0]
+            if crc is not None:
+                struct.pack_into("<I", data, pos + 16, crc)
+                struct.pack_into("<I", data, local + 14, crc)
+            if size is not None:
+                struct.pack_into("<I", data, pos + 24, size)
+                struct.pack_into("<I", data, local + 22, size)
+    path.write_bytes(bytes(data))
+
+
+SO = "pkg/m.cpython-311-x86_64-linux-gnu.so"
+
+
+@pytest.mark.parametrize("member", [SO, "pkg/__init__.py"])
+def test_record_hash_that_does_not_match(tmp_path, member):
+    """Same size, other content: every command refuses it, naming the member
+    (the ELF one is parsed and hashed from the same stream)."""
+    files = {SO: ELF, "pkg/__init__.py": b"x = 1\n"}
+    tampered = {**files, member: files[member][:-1] + bytes([files[member][-1] ^ 0x55])}
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", tampered, [_record_row(n, d) for n, d in files.items()])
+    run_all(w, tmp_path, f"{member}: content does not match its RECORD hash")
+
+
+def test_record_hashes_that_are_too_weak_or_contradictory(tmp_path):
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: ELF}, [_record_row(SO, ELF, "md5")])
+    run_all(w, tmp_path, f"RECORD hashes {SO} with 'md5' (sha256 or stronger required)")
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: ELF}, [_record_row(SO, ELF), _record_row(SO, ELF + b"x", size=len(ELF))])
+    run_all(w, tmp_path, f"RECORD lists {SO} twice, differently")
+    # The same row twice is harmless, and a stronger hash is fine.
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: ELF}, [_record_row(SO, ELF, "sha512")] * 2)
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stderr
+
+
+def test_crc_that_does_not_match(tmp_path):
+    """RECORD is right but the archive's CRC-32 is not: pip would refuse to
+    install it, so every command refuses it too."""
     w = good(tmp_path)
     with zipfile.ZipFile(w) as zf:
-        items = [(i, zf.read(i)) for i in zf.infolist()]
-    with zipfile.ZipFile(w, "w") as zf:
-        for info, data in items:
-            if info.filename.endswith(".so"):
-                data = data[:-1] + bytes([data[-1] ^ 0xFF])  # same size, other content
-            zf.writestr(info, data)
-    out = tmp_path / "wheelhouse"
-    p = subprocess.run([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(w)], capture_output=True, text=True, env=clean_env())
-    assert p.returncode == 3 and "pkg/m.cpython-311-x86_64-linux-gnu.so: content does not match its RECORD hash" in p.stderr
-    assert p.stderr.count("\n") == 1
-    assert not out.exists() or not any(out.iterdir())
+        crc = zf.getinfo(SO).CRC
+    _patch_sizes(w, SO, crc=crc ^ 0x1)
+    run_all(w, tmp_path, f"{SO}: CRC-32 {crc:08x} does not match the {crc ^ 1:08x} recorded in the archive")
+
+
+def test_member_that_inflates_past_its_declared_size(tmp_path):
+    """A deflate stream hiding more than its headers declare (the bomb that
+    lies about its size) is stopped at the declared size."""
+    body = b"# padding\n" * 100_000  # 1 MB from ~3 KB
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: ELF, "pkg/big.py": body},
+                          [_record_row(SO, ELF), _record_row("pkg/big.py", body[:100], size=100)])
+    _patch_sizes(w, "pkg/big.py", size=100)
+    run_all(w, tmp_path, "pkg/big.py: inflates to more than the 100 bytes declared")
+
+
+def test_member_shorter_than_declared(tmp_path):
+    body = b"x = 1\n" * 1000
+    w = wheel_with_record(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: ELF, "pkg/short.py": body},
+                          [_record_row(SO, ELF), _record_row("pkg/short.py", body, size=len(body) * 2)])
+    _patch_sizes(w, "pkg/short.py", size=len(body) * 2)
+    run_all(w, tmp_path, f"pkg/short.py: holds {len(body)} bytes, not the {len(body) * 2} declared")
+
+
+def test_local_header_naming_another_file(tmp_path):
+    """The two directories of a zip disagree on a name: tools that read one or
+    the other would see different wheels."""
+    w = good(tmp_path)
+    data = bytearray(w.read_bytes())
+    local = data.find(SO.encode())  # the first occurrence is in the local header
+    data[local + 4:local + 5] = b"X"
+    w.write_bytes(bytes(data))
+    run_all(w, tmp_path, f"{SO}: local header names another file than the central directory")
 
 
 # Found by fuzzing (tests/unit/test_fuzz_wheel.py); each became a test.

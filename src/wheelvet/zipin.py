@@ -1,0 +1,163 @@
+"""Reading zip members as checked, forward-only streams.
+
+:class:`MemberStream` inflates one member straight from the archive's bytes
+(``os.pread`` on a shared descriptor: no per-member ``zipfile`` objects, no
+seeks shared between threads) and checks what passes through it: the local
+header against the central directory, the inflated size against the
+declared size (never more is inflated than declared: a lying bomb stops
+there), the CRC-32, and optionally a RECORD hash.  :meth:`finish` reads what
+the consumer left and returns the first problem found, or ``None``.
+
+A consumer that only needs a prefix (the ELF reader) reads it, then calls
+``finish``; the member is inflated once whatever it needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import struct
+import zipfile
+import zlib
+
+CHUNK = 1 << 20
+_LOCAL = struct.Struct("<4s5H3I2H")  # signature .. extra field length (30 bytes)
+_LOCAL_SIG = b"PK\x03\x04"
+
+# RECORD hashes PEP 376/427 accept: sha256 or stronger.
+RECORD_ALGORITHMS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"})
+
+
+class MemberProblem(Exception):
+    """A member whose bytes are not what the archive or RECORD says."""
+
+
+def record_digest(data_hash) -> str:
+    """RECORD's form of a digest: urlsafe base64 without padding."""
+    return base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
+
+
+class MemberStream:
+    """One member's content, inflated on demand and checked as it passes.
+
+    ``digest`` is ``(algorithm, expected)`` from RECORD, or ``None`` to skip
+    the hash.  Raises :class:`MemberProblem` when the local header is bad.
+    """
+
+    def __init__(self, fd: int, info: zipfile.ZipInfo, digest: tuple[str, str] | None = None) -> None:
+        header = os.pread(fd, _LOCAL.size, info.header_offset)
+        if len(header) < _LOCAL.size:
+            raise MemberProblem("local header past the end of the archive")
+        sig, _, _, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack(header)
+        if sig != _LOCAL_SIG:
+            raise MemberProblem("bad local header signature")
+        raw_name = os.pread(fd, name_len, info.header_offset + _LOCAL.size)
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        if raw_name.decode(encoding, "replace") != info.orig_filename:
+            raise MemberProblem("local header names another file than the central directory")
+        self._fd = fd
+        self._pos = info.header_offset + _LOCAL.size + name_len + extra_len
+        self._end = self._pos + info.compress_size
+        self._size = info.file_size
+        self._crc_expected = info.CRC
+        self._inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+        self._tail = b""  # compressed bytes read but not yet inflated
+        self._buf = b""  # inflated bytes not yet handed out
+        self._made = 0  # inflated bytes so far
+        self._crc = 0
+        self._hash = hashlib.new(digest[0]) if digest else None
+        self._expected = digest[1].rstrip("=") if digest else None
+
+    # -- the stream --------------------------------------------------------
+
+    def _more(self) -> bytes:
+        """The next inflated piece (at most CHUNK bytes), b"" at the end."""
+        want = min(CHUNK, self._size - self._made)
+        if want <= 0:
+            return b""
+        if self._inflater is None:
+            piece = os.pread(self._fd, min(want, self._end - self._pos), self._pos)
+            self._pos += len(piece)
+        else:
+            piece = b""
+            while not piece:
+                if not self._tail:
+                    if self._pos >= self._end or self._inflater.eof:
+                        break
+                    self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
+                    if not self._tail:
+                        break
+                    self._pos += len(self._tail)
+                piece = self._inflater.decompress(self._tail, want)
+                self._tail = self._inflater.unconsumed_tail
+                if self._inflater.eof:
+                    self._tail = b""
+                    break
+        if not piece:
+            raise MemberProblem(f"holds {self._made} bytes, not the {self._size} declared")
+        self._made += len(piece)
+        self._crc = zlib.crc32(piece, self._crc)
+        if self._hash is not None:
+            self._hash.update(piece)
+        return piece
+
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end), without consuming them."""
+        while len(self._buf) < n and (piece := self._more()):
+            self._buf += piece
+        return self._buf[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = [self._buf]
+            while piece := self._more():
+                parts.append(piece)
+            self._buf = b""
+            return b"".join(parts)
+        if not self._buf:
+            self._buf = self._more()
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def __enter__(self) -> MemberStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass  # the descriptor belongs to the caller; finish() does the checks
+
+    # -- the checks --------------------------------------------------------
+
+    def finish(self) -> str | None:
+        """Inflate what is left; the first problem with the member, or None."""
+        self._buf = b""
+        try:
+            while self._more():
+                pass
+        except MemberProblem as exc:
+            return str(exc)
+        except zlib.error as exc:
+            return f"bad deflate data ({exc})"
+        # The deflate stream must end right after the declared size: more
+        # output means the sizes lie (checked a byte at a time, so a bomb
+        # behind a small declared size is never inflated).
+        while self._inflater is not None and not self._inflater.eof:
+            if not self._tail:
+                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
+                self._pos += len(self._tail)
+                if not self._tail:
+                    return "compressed data ends before the end of its deflate stream"
+            try:
+                extra = self._inflater.decompress(self._tail, 1)
+            except zlib.error as exc:
+                return f"bad deflate data ({exc})"
+            if extra:
+                return f"inflates to more than the {self._size} bytes declared"
+            self._tail = self._inflater.unconsumed_tail
+        if self._inflater is None and self._pos != self._end:
+            return f"stores {self._end - self._pos + self._made} bytes, not the {self._size} declared"
+        if self._crc != self._crc_expected:
+            return f"CRC-32 {self._crc:08x} does not match the {self._crc_expected:08x} recorded in the archive"
+        if self._hash is not None and record_digest(self._hash) != self._expected:
+            return "content does not match its RECORD hash"
+        return None
