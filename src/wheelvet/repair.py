@@ -475,14 +475,9 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
                environ: dict | None = None, audit_options: AuditOptions | None = None) -> str:
     """Carry out ``plan``; returns the path of the verified output wheel."""
     environ = dict(os.environ if environ is None else environ)
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise RepairFailed(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+    _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
-    # A name of its own per process: two repairs into one directory never
-    # share a temporary file, and the rename makes the last one win whole.
-    tmp_out = os.path.join(out_dir, f".{plan.out_name}.{os.getpid()}.{threading.get_ident()}.wheelvet-tmp")
+    tmp_out = _temporary_name(out_dir, plan.out_name)
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
         new_facts = _apply(plan, analysis, tmp_out, work, level, environ)
@@ -490,14 +485,36 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
         os.replace(tmp_out, final)
         return final
     except OSError as exc:
-        where = exc.filename or out_dir
-        raise RepairFailed(f"cannot write {where}: {exc.strerror or exc}") from None
+        raise _write_failure(exc, out_dir, tmp_out) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        try:
-            os.unlink(tmp_out)
-        except FileNotFoundError:
-            pass
+        _remove_quietly(tmp_out)
+
+
+def _make_output_dir(out_dir: str) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise RepairFailed(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+
+
+def _temporary_name(out_dir: str, name: str) -> str:
+    """A name of its own per process and thread: two repairs into one
+    directory never share a temporary file, and the rename makes the last
+    one win whole."""
+    return os.path.join(out_dir, f".{name}.{os.getpid()}.{threading.get_ident()}.wheelvet-tmp")
+
+
+def _write_failure(exc: OSError, out_dir: str, tmp: str) -> RepairFailed:
+    where = out_dir if exc.filename in (None, tmp) else exc.filename
+    return RepairFailed(f"cannot write {where}: {exc.strerror or exc}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # never created (or the directory refuses even that)
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict) -> dict:
@@ -678,17 +695,18 @@ def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: Aud
 
 
 def _copy_atomically(path: str, out_dir: str) -> str:
-    os.makedirs(out_dir, exist_ok=True)
+    _make_output_dir(out_dir)
     final = os.path.join(out_dir, os.path.basename(path))
     if os.path.exists(final) and os.path.samefile(final, path):
         return final
-    tmp = os.path.join(out_dir, f".{os.path.basename(path)}.{os.getpid()}.wheelvet-tmp")
+    tmp = _temporary_name(out_dir, os.path.basename(path))
     try:
         shutil.copyfile(path, tmp)
         os.replace(tmp, final)
+    except OSError as exc:
+        raise _write_failure(exc, out_dir, tmp) from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove_quietly(tmp)
     return final
 
 

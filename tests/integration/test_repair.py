@@ -368,6 +368,50 @@ def test_full_disk_leaves_no_partial_wheel(tmp_path, libs):
         subprocess.run(["umount", str(small)], capture_output=True)
 
 
+def _assert_unwritable_refused(out: Path, whl: Path, libs: Path, reason: str) -> None:
+    before = {x.name: x.read_bytes() for x in out.iterdir()}
+    p = repair(whl, out, env=clean_env(LD_LIBRARY_PATH=str(libs)))
+    assert p.returncode == 4 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    assert f"cannot write {out}" in p.stderr and reason in p.stderr, p.stderr
+    assert {x.name: x.read_bytes() for x in out.iterdir()} == before  # earlier outputs untouched, nothing added
+
+
+def test_read_only_output_directory(tmp_path, libs):
+    """A read-only mount (EROFS: even root cannot write there)."""
+    import os
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(out)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and a mountable tmpfs to make a read-only directory")
+    try:
+        (out / "earlier.whl").write_bytes(b"earlier output")
+        subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True, capture_output=True)
+        _assert_unwritable_refused(out, ext_wheel(tmp_path, libs), libs, "Read-only file system")
+        pure = write_wheel(tmp_path / "p-1.0-py3-none-any.whl", {"p/__init__.py": b""}, tag="py3-none-any")
+        p = repair(pure, out, "--allow-pure-python-wheel")  # copied as it is: the same promise
+        assert p.returncode == 4 and p.stderr.count("\n") == 1 and f"cannot write {out}: Read-only" in p.stderr, p.stderr
+    finally:
+        subprocess.run(["umount", str(out)], capture_output=True)
+
+
+def test_output_directory_without_write_permission(tmp_path, libs):
+    """EACCES, as CI runners (not root) meet it."""
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores directory permissions (test_read_only_output_directory covers this as root)")
+    out = tmp_path / "locked"
+    out.mkdir()
+    (out / "earlier.whl").write_bytes(b"earlier output")
+    out.chmod(0o555)
+    try:
+        _assert_unwritable_refused(out, ext_wheel(tmp_path, libs), libs, "Permission denied")
+    finally:
+        out.chmod(0o755)
+
+
 def test_two_repairs_of_one_wheel_into_one_directory(tmp_path, libs):
     whl = ext_wheel(tmp_path, libs)
     out = tmp_path / "out"
