@@ -167,7 +167,7 @@ def craft_elf(
 
     def s(text: str) -> int:
         off = len(strtab)
-        strtab.extend(text.encode() + b"\0")
+        strtab.extend(text.encode("utf-8", "surrogateescape") + b"\0")
         return off
 
     needed_offs = [s(n) for n in needed]

@@ -16,6 +16,7 @@ from typing import Sequence
 from . import __version__
 from .audit import AuditOptions, WheelAudit, audit_wheel
 from .errors import UsageError, WheelvetError
+from .escape import printable
 from .report import render_json, render_text
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -150,7 +151,7 @@ def cmd_check(args: argparse.Namespace, environ: dict) -> int:
             continue
         ok, lines = _check_one(audit, args.plat)
         for line in lines:
-            print(line)
+            print(printable(line))
         if not ok:
             status = max(status, EXIT_POLICY)
     if args.json:
@@ -246,12 +247,12 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
             status = max(status, exc.exit_code)
             continue
         if plan is None:
-            print(f"{os.path.basename(path)}: pure Python wheel, copied to {out}")
+            print(printable(f"{os.path.basename(path)}: pure Python wheel, copied to {out}"))
         elif out is None:
             print(plan.describe())
         else:
             grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
-            print(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted})")
+            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted})"))
     return status
 
 
@@ -298,7 +299,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
         if env.get("WHEELVET_DEBUG"):
             raise
-        print(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it (WHEELVET_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(printable(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it (WHEELVET_DEBUG=1 shows the traceback)"), file=sys.stderr)
         return EXIT_INTERNAL
     return EXIT_USAGE
 

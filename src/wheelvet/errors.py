@@ -1,16 +1,22 @@
 """wheelvet's errors: one root, precise subclasses, each mapped to an exit code.
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
-nothing below the CLI prints or exits.
+nothing below the CLI prints or exits.  Messages quote names from wheels, so
+they are made printable when the error is made (see :mod:`wheelvet.escape`).
 """
 
 from __future__ import annotations
+
+from .escape import printable
 
 
 class WheelvetError(Exception):
     """Root of every error wheelvet reports to the user."""
 
     exit_code = 3
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(printable(str(message)))
 
 
 class InvalidInput(WheelvetError):

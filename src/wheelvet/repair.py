@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from .audit import Analysis, AuditOptions, analyze, external_refs
 from .elf import ElfFacts, inspect_structure
 from .errors import UsageError, WheelvetError
+from .escape import printable
 from .policy import Policy
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from .wheelfile import read_record, read_wheel
@@ -115,7 +116,7 @@ class RepairPlan:
             if p.new_member:
                 ops.append(f"moved to {p.new_member}")
             lines.append(f"  patch {p.member}: {'; '.join(ops) or 'strip only'}")
-        return "\n".join(lines)
+        return "\n".join(map(printable, lines))
 
 
 # ------------------------------------------------------------------ planning

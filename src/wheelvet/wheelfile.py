@@ -70,6 +70,8 @@ def check_archive(zf: zipfile.ZipFile, filename: str) -> None:
             problems.append((name, "backslash in the path"))
         if "\0" in name:
             problems.append((name, "NUL in the path"))
+        elif any(c < " " or c == "\x7f" for c in name):
+            problems.append((name, "control character in the path"))
         if (info.external_attr >> 16) & _S_IFMT == _S_IFLNK:
             problems.append((name, "symbolic link"))
         if info.flag_bits & 0x1:

@@ -293,3 +293,26 @@ def test_names_from_wheels_never_reach_a_shell(workspace, fake_github, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     for d in (workspace, tmp_path, Path.cwd()):
         assert not list(d.glob("pwned-*"))
+
+
+def test_hostile_names_never_become_workflow_commands(workspace, fake_github, tmp_path):
+    """A wheel whose extension needs a library named like a workflow command
+    (or a terminal escape) cannot inject into the log: the error annotation
+    carries the name escaped, on one line, and so does the comment."""
+    from support import craft_elf
+
+    elf = craft_elf("x86_64", needed=("libc.so.6", "libx.so\n::error::injected\n::add-mask::x", "liby\x1b[2J.so"),
+                    exports=("PyInit_spam",), imports=(("memcpy", "GLIBC_2.14", "libc.so.6"),))
+    for old in (workspace / "dist").iterdir():
+        old.unlink()
+    write_wheel(workspace / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {"pkg/spam.so": elf})
+    p = run_action(runner_env(workspace, fake_github), workspace)
+    assert p.returncode == 1, p.stdout + p.stderr
+    commands = [line for line in p.stdout.splitlines() if line.startswith("::")]
+    assert not [c for c in commands if c.startswith(("::error::injected", "::add-mask::x"))], commands
+    assert all(re.match(r"::(add-mask|group|endgroup|error|warning|notice)[ :]", c) for c in commands), commands
+    error = next(c for c in commands if c.startswith("::error "))
+    assert "libx.so\\n::error::injected\\n::add-mask::x" in error and "liby\\x1b[2J.so" in error
+    assert "\x1b" not in p.stdout + p.stderr
+    body = fake_github.comments[(REPO_NAME, 12)][0]["body"]
+    assert "\x1b" not in body and "\n::error::injected" not in body

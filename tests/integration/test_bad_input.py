@@ -323,3 +323,49 @@ def test_local_header_that_does_not_match(tmp_path):
     data[meta - 30:meta - 26] = b"XXXX"  # the local header signature
     w.write_bytes(bytes(data))
     run_all(w, tmp_path, "corrupt archive")
+
+
+# Hostile strings: names inside an ELF file may hold anything but NUL.
+
+HOSTILE = {
+    "workflow command": "libx.so\n::error::injected",
+    "escape sequence": "liby.so\x1b[2J\x1b]0;owned\x07",
+    "bidi override": "libz\u202eos.so",
+    "not UTF-8": "libw\udcff.so",
+}
+
+
+def _assert_safe(text: str) -> None:
+    assert "\x1b" not in text and "\u202e" not in text and "\udcff" not in text and "\x07" not in text
+    assert not any(line.startswith("::") for line in text.splitlines()), text
+
+
+def test_hostile_names_in_elf_files_are_printed_escaped(tmp_path):
+    """DT_NEEDED, RPATH and symbol names that would inject a GitHub workflow
+    command, drive the terminal or reorder text reach stdout and stderr only
+    escaped; JSON keeps them exactly (escaped by the encoder)."""
+    import json
+
+    elf = craft_elf("x86_64", needed=("libc.so.6", *HOSTILE.values()), rpath="/opt\n::warning::r",
+                    exports=("PyInit_m",), imports=(("memcpy", "GLIBC_2.14", "libc.so.6"), ("evil\n::notice::s\x1b", None, None)))
+    w = write_wheel(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: elf})
+    runs = {}
+    for args in (["show"], ["check"], ["repair", "--dry-run", "-w", str(tmp_path / "out")], ["show", "--json"]):
+        p = subprocess.run([sys.executable, "-m", "wheelvet", *args, str(w)], capture_output=True, text=True,
+                           errors="surrogateescape", env=clean_env(), timeout=300)
+        assert "Traceback" not in p.stderr and p.stderr.count("\n") <= 1, p.stderr
+        _assert_safe(p.stdout + p.stderr)
+        runs[args[0] if args != ["show", "--json"] else "json"] = p
+    show = runs["show"].stdout
+    assert "libx.so\\n::error::injected" in show and "liby.so\\x1b[2J\\x1b]0;owned\\x07" in show
+    assert "libz\\u202eos.so" in show and "libw\\xff.so" in show
+    assert runs["check"].returncode == 0
+    assert runs["repair"].returncode == 1 and "libx.so\\n::error::injected" in runs["repair"].stderr
+    doc = json.loads(runs["json"].stdout)
+    assert set(HOSTILE.values()) <= set(doc["external_libs"])
+
+
+@pytest.mark.parametrize("name", ["pkg/evil\n::error::x.py", "pkg/\x1b[2J.py", "pkg/a\rb.py"])
+def test_member_names_with_control_characters(tmp_path, name):
+    w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(zipfile.ZipInfo(name), b"x")])
+    run_all(w, tmp_path, "control character in the path")

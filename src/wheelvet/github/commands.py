@@ -7,6 +7,8 @@ import sys
 import uuid
 from typing import Mapping, TextIO
 
+from ..escape import printable
+
 
 def _escape_data(value: str) -> str:
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -28,8 +30,8 @@ def mask(secret: str, out: TextIO | None = None) -> None:
 
 
 def annotate(level: str, message: str, *, file: str | None = None, title: str | None = None, out: TextIO | None = None) -> None:
-    """An ``error`` / ``warning`` / ``notice`` annotation."""
-    command(level, message, out, file=file, title=title)
+    """An ``error`` / ``warning`` / ``notice`` annotation (one printable line)."""
+    command(level, printable(message), out, file=file, title=title)
 
 
 class group:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from ..audit import WheelAudit
+from ..escape import printable
 from ..policy import load_policies
 
 _MAX_SYMBOLS = 8
@@ -25,13 +26,18 @@ def _tag_with_aliases(a: WheelAudit, name: str) -> str:
 
 
 def render_one(a: WheelAudit) -> str:
+    """The report of one wheel; every line is made printable (names come from the wheel)."""
+    return "\n".join(map(printable, _lines(a)))
+
+
+def _lines(a: WheelAudit) -> list[str]:
     out = [a.wheel]
     if a.error is not None:
         out.append(f"  error: {a.error}")
-        return "\n".join(out)
+        return out
     if a.pure:
         out.append("  pure Python wheel: no platform tag applies")
-        return "\n".join(out)
+        return out
     out.append(f"  built for:        {a.libc}, {a.arch}")
     out.append(f"  meets:            {_tag_with_aliases(a, a.overall_tag)}")
     if a.repairable_tag != a.overall_tag:
@@ -69,7 +75,7 @@ def render_one(a: WheelAudit) -> str:
         for f in notes:
             where = f"{f.file}: " if f.file else ""
             out.append(f"    {f.severity}: {where}{f.message}")
-    return "\n".join(out)
+    return out
 
 
 def render_text(audits: Sequence[WheelAudit]) -> str:
