@@ -499,6 +499,10 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
 PREFIX_CAP = 48 << 20  # bytes of a file's start kept while streaming
 NEAR_DYNAMIC = 8 << 20  # bytes kept before the dynamic segment (patchelf's tables)
 CHUNK = 1 << 20
+# The most bytes of one streamed ELF file held in memory.  Program headers
+# decide what is kept, and a hostile file can make them name gigabytes; real
+# files need far less (56 MiB for PyTorch's 414 MiB libtorch_cpu.so).
+MAX_KEPT = 512 << 20
 
 
 def parse_elf(data: bytes | bytearray | memoryview, name: str = "") -> ElfFacts:
@@ -572,6 +576,9 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
         return _parse(buf)
     except _Missing:
         pass
+    if size > MAX_KEPT:
+        raise InvalidElf(f"dynamic tables not found where the program headers point, and the file is too large "
+                         f"({size} bytes) to read whole (at most {MAX_KEPT})")
     with open_stream() as stream:  # pathological layout: read it all
         data = stream.read()
     return _parse(_Bytes(len(data), data))
@@ -609,6 +616,10 @@ def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: in
         else:
             merged.append([s, e_])
     ranges = [(s, e_) for s, e_ in merged]
+    kept = min(keep_prefix, size) + sum(max(0, min(e_, size) - s) for s, e_ in ranges)
+    if kept > MAX_KEPT:
+        raise InvalidElf(f"its program headers name {kept} bytes of tables to read, more than the {MAX_KEPT} "
+                         f"wheelvet holds for one file")
     pieces = {s: bytearray() for s, _e in ranges}
     for s, e_ in ranges:  # what the already-read head holds of each range
         if s < pos:

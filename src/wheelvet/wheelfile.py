@@ -30,6 +30,7 @@ from .errors import InvalidElf, InvalidWheel
 from .zipin import RECORD_ALGORITHMS, MemberProblem, MemberStream
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
+_TAG_PART = re.compile(r"[A-Za-z0-9_]+")
 
 # Below this much ELF content a process pool costs more than it saves.
 PARALLEL_MIN_BYTES = 24 << 20
@@ -42,6 +43,9 @@ MAX_MEMBER_SIZE = 8 << 30
 MAX_TOTAL_SIZE = 32 << 30
 MAX_RATIO = 1000  # uncompressed / compressed, for members over RATIO_FLOOR
 RATIO_FLOOR = 64 << 20
+# WHEEL, METADATA and RECORD are read whole: sizes past these are refused.
+# (RECORD: 200,000 entries of ~300 bytes; METADATA: a long README.)
+MAX_TEXT_SIZE = {"WHEEL": 1 << 20, "METADATA": 32 << 20, "RECORD": 64 << 20}
 _S_IFMT, _S_IFLNK = 0o170000, 0o120000
 
 
@@ -109,6 +113,11 @@ def parse_wheel_name(filename: str) -> WheelName:
         name, version, build, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
         raise InvalidWheel(filename, f"not a valid wheel file name ({exc})") from None
+    for tag in tags:
+        for part in (tag.interpreter, tag.abi, tag.platform):
+            if not _TAG_PART.fullmatch(part):
+                raise InvalidWheel(filename, f"not a valid wheel file name (the tag {str(tag)!r} holds characters "
+                                             "other than letters, digits and '_')")
     return WheelName(filename, str(name), str(version), tuple(build), frozenset(tags))
 
 
@@ -133,11 +142,7 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     if not candidates:
         raise InvalidWheel(wheel.filename, "missing WHEEL file", f"{sorted(dist_infos)[0]}/WHEEL")
     member = f"{candidates[0]}/WHEEL"
-    try:
-        text = zf.read(member).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidWheel(wheel.filename, "WHEEL file is not UTF-8", member) from None
-    msg = HeaderParser().parsestr(text)
+    msg = HeaderParser().parsestr(_read_text(zf, wheel, member, "WHEEL"))
     version = (msg.get("Wheel-Version") or "").strip()
     if not version:
         raise InvalidWheel(wheel.filename, "WHEEL file has no Wheel-Version", member)
@@ -159,10 +164,7 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
     member = f"{dist_info}/METADATA"
     if member not in zf.NameToInfo:
         raise InvalidWheel(wheel.filename, "missing METADATA file", member)
-    try:
-        msg = HeaderParser().parsestr(zf.read(member).decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidWheel(wheel.filename, "METADATA file is not UTF-8", member) from None
+    msg = HeaderParser().parsestr(_read_text(zf, wheel, member, "METADATA"))
     name, version = (msg.get("Name") or "").strip(), (msg.get("Version") or "").strip()
     if not name or not version:
         raise InvalidWheel(wheel.filename, "METADATA has no Name or no Version", member)
@@ -170,10 +172,23 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
         raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
 
 
-def read_record(zf: zipfile.ZipFile, member: str) -> list[list[str]]:
+def _read_text(zf: zipfile.ZipFile, wheel: WheelName, member: str, kind: str) -> str:
+    """A metadata file, whole, within its size limit and as UTF-8."""
+    size, limit = zf.getinfo(member).file_size, MAX_TEXT_SIZE[kind]
+    if size > limit:
+        raise InvalidWheel(wheel.filename, f"{kind} file of {size} bytes, more than the {limit} allowed", member)
+    try:
+        return zf.read(member).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWheel(wheel.filename, f"{kind} file is not UTF-8", member) from None
+
+
+def read_record(zf: zipfile.ZipFile, member: str, text: str | None = None) -> list[list[str]]:
     """RECORD's rows (blank lines dropped); ValueError when it is not UTF-8 CSV."""
     try:
-        return [row for row in csv.reader(io.StringIO(zf.read(member).decode("utf-8"))) if row]
+        if text is None:
+            text = zf.read(member).decode("utf-8")
+        return [row for row in csv.reader(io.StringIO(text)) if row]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(str(exc)) from None
 
@@ -185,7 +200,7 @@ def _check_record(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> dict
     if member not in zf.NameToInfo:
         raise InvalidWheel(wheel.filename, "missing RECORD file", member)
     try:
-        rows = read_record(zf, member)
+        rows = read_record(zf, member, _read_text(zf, wheel, member, "RECORD"))
     except ValueError as exc:
         raise InvalidWheel(wheel.filename, f"RECORD is not readable CSV ({exc})", member) from None
     sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support import clean_env, craft_elf, write_wheel
+from wheelvet.escape import printable
 
 ELF = craft_elf("x86_64", needed=("libc.so.6",), exports=("PyInit_m",), imports=(("memcpy", "GLIBC_2.14", "libc.so.6"),))
 TAG = "cp311-cp311-linux_x86_64"
@@ -57,7 +58,7 @@ def run_all(wheel: Path, tmp_path: Path, needle: str) -> None:
         assert "Traceback" not in p.stderr
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("wheelvet: error: "), p.stderr
-        assert wheel.name in lines[0] and needle in lines[0], lines[0]
+        assert printable(wheel.name) in lines[0] and needle in lines[0], lines[0]
     assert not out.exists() or not any(out.iterdir())
     if before is not None:
         assert hashlib.sha256(wheel.read_bytes()).hexdigest() == before
@@ -369,3 +370,41 @@ def test_hostile_names_in_elf_files_are_printed_escaped(tmp_path):
 def test_member_names_with_control_characters(tmp_path, name):
     w = raw_zip(tmp_path / f"pkg-1.0-{TAG}.whl", [(zipfile.ZipInfo(name), b"x")])
     run_all(w, tmp_path, "control character in the path")
+
+
+def test_metadata_files_too_large_or_not_utf8(tmp_path, monkeypatch):
+    """WHEEL, METADATA and RECORD are read whole, so each has a size limit."""
+    big = f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {TAG}\nX-Padding: {'x' * (1 << 20)}\n"
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    with zipfile.ZipFile(w, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg-1.0.dist-info/WHEEL", big)
+    run_all(w, tmp_path, f"pkg-1.0.dist-info/WHEEL: WHEEL file of {len(big)} bytes, more than the 1048576 allowed")
+    from wheelvet import wheelfile
+    from wheelvet.errors import InvalidWheel
+
+    ok = good(tmp_path, name="ok-1.0")
+    monkeypatch.setitem(wheelfile.MAX_TEXT_SIZE, "RECORD", 64)
+    with pytest.raises(InvalidWheel, match=r"ok-1\.0\.dist-info/RECORD: RECORD file of \d+ bytes, more than the 64 allowed"):
+        wheelfile.read_wheel(str(ok))
+    monkeypatch.setitem(wheelfile.MAX_TEXT_SIZE, "METADATA", 8)
+    with pytest.raises(InvalidWheel, match=r"METADATA file of \d+ bytes, more than the 8 allowed"):
+        wheelfile.read_wheel(str(ok))
+    for kind in ("WHEEL", "METADATA", "RECORD"):
+        w = good(tmp_path)
+        with zipfile.ZipFile(w) as zf:
+            items = [(i, zf.read(i)) for i in zf.infolist()]
+        with zipfile.ZipFile(w, "w") as zf:
+            for info, data in items:
+                zf.writestr(info, data + b"\xff\xfe" if info.filename.endswith(f".dist-info/{kind}") else data)
+        run_all(w, tmp_path, f"pkg-1.0.dist-info/{kind}: {kind} file is not UTF-8")
+
+
+@pytest.mark.parametrize("name", ["pkg-1.0-cp311-cp311-linux_x86_64\n::error::x.whl", "pkg-1.0-cp311-cp311-linux\x1b[2J.whl",
+                                  "pkg-1.0-cp311-cp311-linux_x86_64\u202e.whl"])
+def test_wheel_file_names_with_characters_no_tag_holds(tmp_path, name):
+    """packaging accepts these tags; a wheel named so would carry them into
+    repaired file names, step outputs and logs."""
+    w = good(tmp_path)
+    target = tmp_path / name
+    w.rename(target)
+    run_all(target, tmp_path, "not a valid wheel file name")

@@ -120,6 +120,21 @@ def test_stream_stops_inflating_after_the_dynamic_segment(shared_lib):
     assert sum(reads) < len(data) + (2 << 20)
 
 
+def test_program_headers_naming_more_than_the_memory_budget_are_refused(shared_lib, monkeypatch):
+    """A hostile PT_DYNAMIC (or note) size would make the streaming reader hold
+    that many bytes: past MAX_KEPT the file is refused instead."""
+    data = bytearray(shared_lib.read_bytes() + b"\0" * (3 << 20))
+    phoff, phentsize, phnum = struct.unpack_from("<Q", data, 32)[0], *struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if struct.unpack_from("<I", data, at)[0] == 2:  # PT_DYNAMIC
+            offset = struct.unpack_from("<Q", data, at + 8)[0]
+            struct.pack_into("<Q", data, at + 32, len(data) - offset)  # p_filesz up to the end of the file
+    monkeypatch.setattr(elf, "MAX_KEPT", 1 << 20)
+    with pytest.raises(InvalidElf, match=r"x\.so: its program headers name \d+ bytes of tables to read, more than the 1048576"):
+        _stream(bytes(data))
+
+
 @pytest.mark.parametrize("arch", sorted(MACHINES))
 def test_crafted_architectures(arch):
     data = craft_elf(arch, needed=("libc.so.6",), soname="libx.so.1",
