@@ -360,6 +360,10 @@ def _parse(buf: _Bytes) -> ElfFacts:
     by_index: dict[int, tuple[str, str]] = {}
     version_needs: list[VersionNeed] = []
     if DT_VERNEED in tags:
+        # vn_next and vna_next are added as the target's loader adds them, in
+        # its address width: on a 32-bit file a large one wraps backwards,
+        # and a chain that comes back to an entry it has read is refused.
+        wrap = (1 << (8 * lay.word)) - 1
         off = lay.to_offset(tags[DT_VERNEED], "DT_VERNEED")
         num = tags.get(DT_VERNEEDNUM, MAX_VERNEED)
         seen: set[int] = set()
@@ -370,7 +374,7 @@ def _parse(buf: _Bytes) -> ElfFacts:
             vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", buf.get(off, 16))
             library = _cstr(strtab, vn_file, "vn_file")
             versions = []
-            aoff = off + vn_aux
+            aoff = (off + vn_aux) & wrap
             aseen: set[int] = set()
             for _j in range(vn_cnt):
                 if aoff in aseen:
@@ -382,11 +386,11 @@ def _parse(buf: _Bytes) -> ElfFacts:
                 by_index[other & 0x7FFF] = (name, library)
                 if vna_next == 0:
                     break
-                aoff += vna_next
+                aoff = (aoff + vna_next) & wrap
             version_needs.append(VersionNeed(library, tuple(versions)))
             if vn_next == 0:
                 break
-            off += vn_next
+            off = (off + vn_next) & wrap
 
     imports: list[ImportedSymbol] = []
     inits: set[str] = set()

@@ -226,6 +226,44 @@ def test_verneed_chain_running_off_the_file(shared_lib):
         parse_elf(bytes(data))
 
 
+def _dynamic_32(data: bytes) -> dict[int, int]:
+    """Dynamic tag -> (offset of its entry, value) in a crafted little-endian
+    ELF32 file (craft_elf places everything at offset == address)."""
+    phoff, phentsize, phnum = struct.unpack_from("<I", data, 28)[0], *struct.unpack_from("<HH", data, 42)
+    for i in range(phnum):
+        p_type, p_offset, _vaddr, _paddr, p_filesz = struct.unpack_from("<5I", data, phoff + i * phentsize)
+        if p_type == 2:  # PT_DYNAMIC
+            return {tag: (p_offset + 8 * n, val)
+                    for n, (tag, val) in enumerate(struct.iter_unpack("<iI", data[p_offset:p_offset + p_filesz]))}
+    raise AssertionError("no PT_DYNAMIC")
+
+
+@pytest.mark.parametrize("which", ["vn_next", "vna_next"])
+def test_verneed_chain_that_loops(which):
+    """On a 32-bit file a loader adds vn_next / vna_next in 32 bits, so a large
+    value points backwards: a chain can come back to an entry (a loop)."""
+    imports = (("memcpy", "GLIBC_2.0", "libc.so.6"), ("memmove", "GLIBC_2.1", "libc.so.6"), ("sin", "GLIBC_2.0", "libm.so.6"))
+    data = bytearray(craft_elf("i686", needed=("libc.so.6", "libm.so.6"), imports=imports))
+    assert parse_elf(bytes(data)).version_needs  # sound as crafted
+    dyn = _dynamic_32(bytes(data))
+    first = dyn[0x6FFFFFFE][1]  # DT_VERNEED
+    vn_cnt, = struct.unpack_from("<H", data, first + 2)
+    vn_aux, vn_next = struct.unpack_from("<II", data, first + 8)
+    assert vn_cnt == 2 and vn_next
+    # The counts claim more entries than the chain has (glibc's loader
+    # ignores them and follows the chain to a zero link: it would never end).
+    if which == "vn_next":
+        struct.pack_into("<I", data, dyn[0x6FFFFFFF][0] + 4, 50)  # DT_VERNEEDNUM
+        struct.pack_into("<I", data, first + vn_next + 12, (1 << 32) - vn_next)  # the second entry leads back to the first
+    else:
+        struct.pack_into("<H", data, first + 2, 50)  # vn_cnt
+        struct.pack_into("<I", data, first + vn_aux + 16 + 12, (1 << 32) - 16)  # the second version leads back to the first
+    with pytest.raises(InvalidElf, match=f"the {which} chain of .gnu.version_r loops"):
+        parse_elf(bytes(data), "x.so")
+    with pytest.raises(InvalidElf, match=f"x.so: the {which} chain"):
+        _stream(bytes(data))
+
+
 def test_absurd_program_header_count(shared_lib):
     data = bytearray(shared_lib.read_bytes())
     struct.pack_into("<H", data, 56, 0xFFFF)  # e_phnum
