@@ -53,7 +53,8 @@ conformance: $(STAMP)
 
 # A longer fuzzing run than the bounded one in `make test`.
 fuzz: $(STAMP)
-	WHEELVET_FUZZ_EXAMPLES=$${WHEELVET_FUZZ_EXAMPLES:-20000} $(PY) -m pytest -q tests/unit/test_fuzz_elf.py tests/unit/test_fuzz_wheel.py
+	WHEELVET_FUZZ_EXAMPLES=$${WHEELVET_FUZZ_EXAMPLES:-30000} WHEELVET_FUZZ_WHEELS=$${WHEELVET_FUZZ_WHEELS:-20000} \
+	  $(PY) -m pytest -q tests/unit/test_fuzz_elf.py tests/unit/test_fuzz_wheel.py --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_show.py

@@ -14,10 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support import craft_elf, write_wheel
-from wheelvet.audit import AuditOptions, audit_wheel
+from wheelvet.audit import AuditOptions, analyze, audit_wheel
 from wheelvet.errors import WheelvetError
+from wheelvet.repair import RepairOptions, plan_repair
+from wheelvet.report import markdown, render_json, render_text
+from wheelvet.wheelfile import read_wheel
 
-EXAMPLES = int(os.environ.get("WHEELVET_FUZZ_EXAMPLES", "1000")) // 4
+# Cases per test: WHEELVET_FUZZ_WHEELS, else a quarter of WHEELVET_FUZZ_EXAMPLES
+# (a wheel case costs more than an ELF case).
+EXAMPLES = int(os.environ.get("WHEELVET_FUZZ_WHEELS") or int(os.environ.get("WHEELVET_FUZZ_EXAMPLES", "1000")) // 4)
 
 _dir = Path(tempfile.mkdtemp(prefix="wheelvet-fuzz-seeds-"))
 SEEDS = [
@@ -64,3 +69,64 @@ def test_mutated_wheels_give_an_audit_or_wheelvets_error(case):
             audit_wheel(str(path), OPTIONS)
         except WheelvetError as exc:
             assert "\n" not in str(exc) and name in str(exc)
+
+
+# Byte mutations of a whole wheel almost always break a CRC or a RECORD hash,
+# so the layers above the archive never see them.  Here the ELF members are
+# mutated and the wheel written again, consistent: the ELF reader, the loader
+# rules, the verdict, the repair plan and every renderer see the damage.
+
+SEED_FILES = [
+    ("a-1.0-cp311-cp311-linux_x86_64.whl", "cp311-cp311-linux_x86_64", {
+        "a/m.cpython-311-x86_64-linux-gnu.so": craft_elf("x86_64", needed=("libc.so.6", "libm.so.6"), exports=("PyInit_m",),
+                                                          imports=(("memcpy", "GLIBC_2.14", "libc.so.6"), ("exp", "GLIBC_2.29", "libm.so.6"))),
+        "a.libs/liby.so.1": craft_elf("x86_64", soname="liby.so.1", needed=("libc.so.6",), rpath="$ORIGIN"),
+    }),
+    ("b-1.0-cp311-cp311-manylinux_2_17_aarch64.whl", "cp311-cp311-manylinux_2_17_aarch64", {
+        "b/m.so": craft_elf("aarch64", needed=("libc.so.6", "libx.so"), exports=("PyInit_m",)),
+        "b.libs/libx.so": craft_elf("aarch64", soname="libx.so"),
+    }),
+]
+
+
+@st.composite
+def consistent_mutants(draw):
+    seed = draw(st.integers(0, len(SEED_FILES) - 1))
+    name, tag, files = SEED_FILES[seed]
+    files = dict(files)
+    member = draw(st.sampled_from(sorted(files)))
+    data = bytearray(files[member])
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(data) - 1))
+        kind = draw(st.sampled_from(["byte", "word", "truncate"]))
+        if kind == "byte":
+            data[pos] = draw(st.integers(0, 255))
+        elif kind == "word" and pos + 4 <= len(data):
+            data[pos:pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x01\0\0\0", b"/\n\x1b\0"]))
+        elif kind == "truncate":
+            data = data[: max(pos, 4)]
+    files[member] = bytes(data)
+    return name, tag, files
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(consistent_mutants())
+def test_consistent_wheels_with_mutated_elf_files_audit_plan_and_render(case):
+    name, tag, files = case
+    with tempfile.TemporaryDirectory() as d:
+        path = write_wheel(Path(d) / name, files, tag=tag)
+        try:
+            analysis = analyze(read_wheel(str(path), jobs=1), OPTIONS)
+        except WheelvetError as exc:
+            assert "\n" not in str(exc) and name in str(exc)
+            return
+        audit = analysis.audit
+        render_text([audit])
+        render_json([audit])
+        report = markdown.Report(report_id="fuzz", outcomes=(markdown.outcome_from_audit(audit, input_size=1),))
+        markdown.render_markdown(report)
+        if audit.error is None and not audit.pure:
+            try:
+                plan_repair(analysis, RepairOptions())
+            except WheelvetError as exc:
+                assert "\n" not in str(exc)
