@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -346,16 +348,22 @@ def test_output_directory_that_cannot_be_created(tmp_path, libs):
     assert p.returncode == 4 and "cannot create the output directory" in p.stderr and p.stderr.count("\n") == 1
 
 
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, why: str):
+    """A small tmpfs mounted on ``path`` for the test (skips unless root may mount)."""
+    path.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip(f"needs root and a mountable tmpfs to make {why}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
 def test_full_disk_leaves_no_partial_wheel(tmp_path, libs):
     """The output directory is a 64 KiB tmpfs: the write fails with ENOSPC."""
-    import os
-
-    small = tmp_path / "small"
-    small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root and a mountable tmpfs to make a full disk")
-    try:
+    with tmpfs(tmp_path / "small", "64k", "a full disk") as small:
         (small / "earlier.whl").write_bytes(b"earlier output")
         whl = ext_wheel(tmp_path, libs, flags=("-g",))  # debug info makes the output larger than the disk
         big = tmp_path / "libs" / "libB.so.2"
@@ -364,8 +372,6 @@ def test_full_disk_leaves_no_partial_wheel(tmp_path, libs):
         assert p.returncode == 4 and "No space left on device" in p.stderr and p.stderr.count("\n") == 1, p.stderr
         assert sorted(x.name for x in small.iterdir()) == ["earlier.whl"]
         assert (small / "earlier.whl").read_bytes() == b"earlier output"
-    finally:
-        subprocess.run(["umount", str(small)], capture_output=True)
 
 
 def _assert_unwritable_refused(out: Path, whl: Path, libs: Path, reason: str) -> None:
@@ -378,28 +384,17 @@ def _assert_unwritable_refused(out: Path, whl: Path, libs: Path, reason: str) ->
 
 def test_read_only_output_directory(tmp_path, libs):
     """A read-only mount (EROFS: even root cannot write there)."""
-    import os
-
-    out = tmp_path / "ro"
-    out.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(out)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root and a mountable tmpfs to make a read-only directory")
-    try:
+    with tmpfs(tmp_path / "ro", "1m", "a read-only directory") as out:
         (out / "earlier.whl").write_bytes(b"earlier output")
         subprocess.run(["mount", "-o", "remount,ro", str(out)], check=True, capture_output=True)
         _assert_unwritable_refused(out, ext_wheel(tmp_path, libs), libs, "Read-only file system")
         pure = write_wheel(tmp_path / "p-1.0-py3-none-any.whl", {"p/__init__.py": b""}, tag="py3-none-any")
         p = repair(pure, out, "--allow-pure-python-wheel")  # copied as it is: the same promise
         assert p.returncode == 4 and p.stderr.count("\n") == 1 and f"cannot write {out}: Read-only" in p.stderr, p.stderr
-    finally:
-        subprocess.run(["umount", str(out)], capture_output=True)
 
 
 def test_output_directory_without_write_permission(tmp_path, libs):
     """EACCES, as CI runners (not root) meet it."""
-    import os
-
     if os.geteuid() == 0:
         pytest.skip("root ignores directory permissions (test_read_only_output_directory covers this as root)")
     out = tmp_path / "locked"
