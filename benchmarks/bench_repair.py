@@ -53,7 +53,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "repair_conformance"))
 
 from bench_show import Leg as ShowLeg  # noqa: E402
-from bench_show import PIP_TARGET, Run, cache_dir, fmt, git_commit, ratio, run_child, sha256_of, tool_version  # noqa: E402
+from bench_show import (PIP_TARGET, Run, cache_dir, describe_versions, fmt, measured_versions, ratio,  # noqa: E402
+                        run_child, sha256_of)
 
 # Imported in main(), not here: the `_spawner` and `_limit` children stay lean.
 repaircache = None  # tests/repair_conformance/repaircache.py
@@ -399,10 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    versions = {"auditwheel": tool_version("auditwheel"), "wheelvet": tool_version("wheelvet"),
-                "wheelvet_commit": git_commit()}
-    log(f"python {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs, "
-        f"auditwheel {versions['auditwheel']}, wheelvet {versions['wheelvet']} ({versions['wheelvet_commit']})")
+    versions = measured_versions()
+    log(describe_versions(versions))
     log(f"{runs} run(s) per leg; zip level {level if args.level is not None else 'default (-1 = 6)'}; "
         f"limit leg deflates on {args.limit_jobs} thread(s)")
     oracle_skip = repaircache.oracle_unavailable_reason()

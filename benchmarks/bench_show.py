@@ -364,6 +364,28 @@ def git_commit() -> str | None:
         return None
 
 
+def wheelvet_inflater() -> str:
+    """What inflates wheel members in wheelvet here: zlib, or ISA-L
+    (``isal.isal_zlib``) when wheelvet[fast] is installed."""
+    try:
+        from wheelvet.zipin import INFLATE_LIBRARY
+    except ImportError:
+        return "unknown"
+    return INFLATE_LIBRARY.__name__
+
+
+def measured_versions() -> dict:
+    """What is being measured (taken at the start of a run)."""
+    return {"auditwheel": tool_version("auditwheel"), "wheelvet": tool_version("wheelvet"),
+            "wheelvet_commit": git_commit(), "wheelvet_inflater": wheelvet_inflater()}
+
+
+def describe_versions(versions: dict) -> str:
+    return (f"python {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs, "
+            f"auditwheel {versions['auditwheel']}, wheelvet {versions['wheelvet']} "
+            f"({versions['wheelvet_commit']}, inflating with {versions['wheelvet_inflater']})")
+
+
 def tool_version(module: str) -> str | None:
     from importlib import metadata
     try:
@@ -413,11 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     # Versions as of the start of the run, i.e. of what gets measured.
-    versions = {"auditwheel": tool_version("auditwheel"), "wheelvet": tool_version("wheelvet"),
-                "wheelvet_commit": git_commit()}
-    log(f"python {sys.executable} ({platform.python_version()}), {os.cpu_count()} CPUs, "
-        f"auditwheel {versions['auditwheel']}, wheelvet {versions['wheelvet']} "
-        f"({versions['wheelvet_commit']})")
+    versions = measured_versions()
+    log(describe_versions(versions))
     log(f"cache {cache}; {runs} run(s) per leg; inflate = {args.inflate_select}/{args.inflate_mode}")
 
     rows = []

@@ -27,7 +27,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .elf import ElfFacts, is_elf, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
-from .zipin import RECORD_ALGORITHMS, MemberProblem, MemberStream
+from .zipin import INFLATE_ERRORS, RECORD_ALGORITHMS, MemberProblem, MemberStream
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 _TAG_PART = re.compile(r"[A-Za-z0-9_]+")
@@ -343,7 +343,7 @@ def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | N
                 continue
             except MemberProblem as exc:
                 problem = str(exc)
-            except zlib.error as exc:
+            except INFLATE_ERRORS as exc:
                 problem = f"bad deflate data ({exc})"
             out.append(_Failure(problem, elf=False) if problem else facts)
     return out
