@@ -408,3 +408,16 @@ def test_wheel_file_names_with_characters_no_tag_holds(tmp_path, name):
     target = tmp_path / name
     w.rename(target)
     run_all(target, tmp_path, "not a valid wheel file name")
+
+
+def test_overlapping_members(tmp_path):
+    """Two directory entries whose data overlap: the overlapping-file zip bomb
+    (each entry would inflate the shared bytes again) is refused up front."""
+    w = good(tmp_path, extra={"pkg/a.py": b"a = 1\n" * 1000, "pkg/b.py": b"b = 2\n" * 1000})
+    data = bytearray(w.read_bytes())
+    offsets = {name: struct.unpack_from("<I", data, pos + 42)[0] for pos, name in _central_entries(data)}
+    for pos, name in list(_central_entries(data)):
+        if name == "pkg/b.py":
+            struct.pack_into("<I", data, pos + 42, offsets["pkg/a.py"] + 40)  # b's header inside a's data
+    w.write_bytes(bytes(data))
+    run_all(w, tmp_path, "pkg/b.py: overlaps the data of pkg/a.py (an overlapping-member zip bomb)")
