@@ -34,10 +34,8 @@ JSON in benchmarks/results/repair-<date>[-quick].json.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -53,8 +51,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "repair_conformance"))
 
 from bench_show import Leg as ShowLeg  # noqa: E402
-from bench_show import (PIP_TARGET, Run, cache_dir, describe_versions, fmt, measured_versions, ratio,  # noqa: E402
-                        run_child, sha256_of)
+from bench_show import (PIP_TARGET, Run, cache_dir, describe_versions, finish, fmt, measured_versions,  # noqa: E402
+                        ratio, run_child, sha256_of)
 
 # Imported in main(), not here: the `_spawner` and `_limit` children stay lean.
 repaircache = None  # tests/repair_conformance/repaircache.py
@@ -505,43 +503,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"wheelvet {fmt(total('wheelvet'), '.3f')} s, limit {fmt(total('limit'), '.3f')} s, "
                   f"speedup {fmt(ratio(total('auditwheel'), total('wheelvet')), '.1f')}x")
         print()
-    results = evaluate(rows, wanted)
-    for r in rows:
-        if "error" in r:
-            results.append({"wheel": r["key"], "target": "wheel available", "value": None, "pass": False,
-                            "why": r["error"]})
-    for res in results:
-        mark = "PASS" if res["pass"] else "FAIL"
-        val = "" if res["value"] is None else f"  ({res['value']:.2f})"
-        why = f"  [{res['why']}]" if res["why"] else ""
-        print(f"{mark}  {res['wheel']:<8} {res['target']}{val}{why}")
-
-    now = _dt.datetime.now()
-    out = args.json or HERE / "results" / f"repair-{now:%Y-%m-%d}{'-quick' if runs == 1 else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "date": now.isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "executable": sys.executable},
-        "versions": versions,
-        "rss_floor_mb": spawner.floor_mb,
-        "settings": {"runs": runs, "legs": legs_wanted, "zip_level": args.level, "limit_jobs": args.limit_jobs, "timeout_s": args.timeout},
-        "wheels": [
-            {"key": r["key"], "error": r["error"]} if "error" in r else {
-                "key": r["key"], "spec": r["spec"], "file": r["wheel"].name, "size_mb": round(r["size_mb"], 2),
-                "sha256": r["sha256"], "members": r["members"], "grafted": r["n_grafted"],
-                "patched": r["n_patched"], "limit_bytes": r["limit_bytes"], "oracle": r["oracle"],
-                "legs": {name: leg.as_json() for name, leg in r["legs"].items()},
-            }
-            for r in rows
-        ],
-        "targets": results,
-    }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"\nresults written to {out}")
-    if args.check and not all(res["pass"] for res in results):
-        return 1
-    return 0
+    return finish("repair", rows, evaluate(rows, wanted), args=args, runs=runs, versions=versions,
+                  settings={"runs": runs, "legs": legs_wanted, "zip_level": args.level,
+                            "limit_jobs": args.limit_jobs, "timeout_s": args.timeout},
+                  wheel_json=lambda r: {"key": r["key"], "spec": r["spec"], "file": r["wheel"].name,
+                                        "size_mb": round(r["size_mb"], 2), "sha256": r["sha256"],
+                                        "members": r["members"], "grafted": r["n_grafted"],
+                                        "patched": r["n_patched"], "limit_bytes": r["limit_bytes"],
+                                        "oracle": r["oracle"]},
+                  width=8, extra={"rss_floor_mb": spawner.floor_mb})
 
 
 if __name__ == "__main__":

@@ -485,6 +485,21 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for r in done:
             results += evaluate(r["key"], r["target"], r["legs"])
+    return finish("show", rows, results, args=args, runs=runs, versions=versions,
+                  settings={"runs": runs, "legs": legs_wanted, "inflate_select": args.inflate_select,
+                            "inflate_mode": args.inflate_mode, "timeout_s": args.timeout},
+                  wheel_json=lambda r: {"key": r["key"], "spec": r["spec"], "file": r["wheel"].name,
+                                        "size_mb": round(r["size_mb"], 2), "sha256": r["sha256"], **r["stats"]},
+                  width=6)
+
+
+def finish(kind: str, rows: list[dict], results: list[dict], *, args, runs: int, versions: dict, settings: dict,
+           wheel_json, width: int, extra: dict | None = None) -> int:
+    """The end every benchmark shares: a failed target for each wheel that
+    could not be had, a PASS/FAIL line per target, the results JSON
+    (benchmarks/results/<kind>-<date>.json), and exit 1 under --check when a
+    target fails.  ``wheel_json(row)`` gives a measured wheel's entry; its
+    legs are added here."""
     for r in rows:
         if "error" in r:
             results.append({"wheel": r["key"], "target": "wheel available", "value": None,
@@ -493,23 +508,21 @@ def main(argv: list[str] | None = None) -> int:
         mark = "PASS" if res["pass"] else "FAIL"
         val = "" if res["value"] is None else f"  ({res['value']:.2f})"
         why = f"  [{res['why']}]" if res["why"] else ""
-        print(f"{mark}  {res['wheel']:<6} {res['target']}{val}{why}")
+        print(f"{mark}  {res['wheel']:<{width}} {res['target']}{val}{why}")
 
     now = _dt.datetime.now()
-    out = args.json or HERE / "results" / f"show-{now:%Y-%m-%d}{'-quick' if runs == 1 else ''}.json"
+    out = args.json or HERE / "results" / f"{kind}-{now:%Y-%m-%d}{'-quick' if runs == 1 else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "date": now.isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "executable": sys.executable},
         "versions": versions,
-        "settings": {"runs": runs, "legs": legs_wanted, "inflate_select": args.inflate_select,
-                     "inflate_mode": args.inflate_mode, "timeout_s": args.timeout},
+        **(extra or {}),
+        "settings": settings,
         "wheels": [
             {"key": r["key"], "error": r["error"]} if "error" in r else {
-                "key": r["key"], "spec": r["spec"], "file": r["wheel"].name,
-                "size_mb": round(r["size_mb"], 2), "sha256": r["sha256"], **r["stats"],
-                "legs": {name: leg.as_json() for name, leg in r["legs"].items()},
+                **wheel_json(r), "legs": {name: leg.as_json() for name, leg in r["legs"].items()},
             }
             for r in rows
         ],
@@ -517,7 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nresults written to {out}")
-
     if args.check and not all(res["pass"] for res in results):
         return 1
     return 0
