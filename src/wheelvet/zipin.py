@@ -49,6 +49,23 @@ def record_digest(data_hash) -> str:
     return base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
 
 
+def data_offset(read_at, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts, from its local header, which must name
+    the same file as the central directory.  ``read_at(offset, n)`` returns
+    the archive's bytes there.  Raises :class:`MemberProblem`."""
+    header = read_at(info.header_offset, _LOCAL.size)
+    if len(header) < _LOCAL.size:
+        raise MemberProblem("local header past the end of the archive")
+    sig, _, _, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack(header)
+    if sig != _LOCAL_SIG:
+        raise MemberProblem("bad local header signature")
+    raw_name = read_at(info.header_offset + _LOCAL.size, name_len)
+    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    if raw_name.decode(encoding, "replace") != info.orig_filename:
+        raise MemberProblem("local header names another file than the central directory")
+    return info.header_offset + _LOCAL.size + name_len + extra_len
+
+
 class MemberStream:
     """One member's content, inflated on demand and checked as it passes.
 
@@ -59,18 +76,8 @@ class MemberStream:
     def __init__(self, fd: int, info: zipfile.ZipInfo, digest: tuple[str, str] | None = None, *,
                  library=None) -> None:
         lib = library or INFLATE_LIBRARY  # zlib, or a module with its interface
-        header = os.pread(fd, _LOCAL.size, info.header_offset)
-        if len(header) < _LOCAL.size:
-            raise MemberProblem("local header past the end of the archive")
-        sig, _, _, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack(header)
-        if sig != _LOCAL_SIG:
-            raise MemberProblem("bad local header signature")
-        raw_name = os.pread(fd, name_len, info.header_offset + _LOCAL.size)
-        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-        if raw_name.decode(encoding, "replace") != info.orig_filename:
-            raise MemberProblem("local header names another file than the central directory")
         self._fd = fd
-        self._pos = info.header_offset + _LOCAL.size + name_len + extra_len
+        self._pos = data_offset(lambda offset, n: os.pread(fd, n, offset), info)
         self._end = self._pos + info.compress_size
         self._size = info.file_size
         self._crc_expected = info.CRC

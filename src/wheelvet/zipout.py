@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Sequence, Union
 
+from .zipin import MemberProblem, data_offset
+
 _LOCAL = b"PK\x03\x04"
 _CENTRAL = b"PK\x01\x02"
 _EOCD = b"PK\x05\x06"
@@ -158,12 +160,14 @@ def _compress_all(new: list[NewMember], level: int, jobs: int) -> dict[int, tupl
 
 
 def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
-    src.seek(info.header_offset)
-    head = src.read(30)
-    if len(head) != 30 or head[:4] != _LOCAL:
-        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
-    name_len, extra_len = struct.unpack("<HH", head[26:30])
-    return info.header_offset + 30 + name_len + extra_len
+    def read_at(offset: int, n: int) -> bytes:
+        src.seek(offset)
+        return src.read(n)
+
+    try:
+        return data_offset(read_at, info)
+    except MemberProblem as exc:
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}: {exc}") from None
 
 
 def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_LEVEL, jobs: int | None = None) -> None:
