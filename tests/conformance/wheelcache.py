@@ -100,19 +100,14 @@ def cache_root() -> Path:
     return root
 
 
-def wheels_dir() -> Path:
-    d = cache_root() / "wheels"
+def cache_subdir(name: str) -> Path:
+    """A directory of the test cache (created on first use)."""
+    d = cache_root() / name
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def oracle_dir() -> Path:
-    d = cache_root() / "oracle"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _flag(name: str) -> bool:
+def flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -228,7 +223,7 @@ def _is_network_error(exc: BaseException) -> bool:
 def fetch_wheel(entry: WheelEntry, state: _FetchState | None = None) -> FetchResult:
     """Make sure ``entry`` is in the cache; never raises (the result says what happened)."""
     state = state or _FetchState()
-    dest_dir = wheels_dir()
+    dest_dir = cache_subdir("wheels")
     dest = dest_dir / entry.filename
     if dest.is_file():
         if dest.stat().st_size == entry.size or entry.size is None:
@@ -236,7 +231,7 @@ def fetch_wheel(entry: WheelEntry, state: _FetchState | None = None) -> FetchRes
             if sha256_of(dest) == entry.sha256:
                 return FetchResult(entry, path=dest)
         dest.unlink()  # corrupt or stale: fetch again
-    if _flag("WHEELVET_TEST_OFFLINE"):
+    if flag("WHEELVET_TEST_OFFLINE"):
         return FetchResult(entry, skip_reason=f"{entry.filename} not in cache {dest_dir} and WHEELVET_TEST_OFFLINE is set")
     with state.lock:
         down = state.network_down
@@ -400,14 +395,14 @@ def host_fingerprint() -> str:
 
 
 def oracle_cache_path(entry: WheelEntry, aw_version: str) -> Path:
-    return oracle_dir() / f"{entry.sha256}-auditwheel-{aw_version}-{platform.machine()}-{host_fingerprint()}.json"
+    return cache_subdir("oracle") / f"{entry.sha256}-auditwheel-{aw_version}-{platform.machine()}-{host_fingerprint()}.json"
 
 
 def oracle_result(entry: WheelEntry, wheel: Path) -> dict[str, Any]:
     """auditwheel's verdict on ``wheel`` (cached); keys: returncode, data, stderr, elapsed, cached."""
     aw_version = installed_auditwheel_version() or "none"
     cpath = oracle_cache_path(entry, aw_version)
-    if cpath.is_file() and not _flag("WHEELVET_TEST_REFRESH_ORACLE"):
+    if cpath.is_file() and not flag("WHEELVET_TEST_REFRESH_ORACLE"):
         try:
             cached = json.loads(cpath.read_text(encoding="utf-8"))
             if cached.get("sha256") == entry.sha256:

@@ -207,26 +207,8 @@ APT_PACKAGES = ("gcc", "pkg-config", "libffi-dev", "libxml2-dev", "libxslt1-dev"
 # --------------------------------------------------------------------------- small helpers
 
 
-def flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def cache_root() -> Path:
-    return wheelcache.cache_root()
-
-
-def built_dir() -> Path:
-    d = cache_root() / "built"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def repair_oracle_dir() -> Path:
-    d = cache_root() / "repair-oracle"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
+flag = wheelcache.flag
+cache_root = wheelcache.cache_root
 sha256_of = wheelcache.sha256_of
 
 
@@ -358,7 +340,7 @@ def ensure_built(project: Project, log=None) -> BuildResult:
 
 
 def _ensure_built(project: Project, log=None) -> BuildResult:
-    root = built_dir()
+    root = wheelcache.cache_subdir("built")
     final = root / build_key(project)
     rebuild = flag("WHEELVET_TEST_REBUILD")
     if final.exists() and rebuild:
@@ -424,7 +406,7 @@ def ensure_runtime_deps(project: Project) -> tuple[list[Path], str | None]:
     paths = []
     if not project.runtime_deps:
         return paths, None
-    d = built_dir() / "deps"
+    d = wheelcache.cache_subdir("built") / "deps"
     d.mkdir(parents=True, exist_ok=True)
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -674,7 +656,7 @@ def oracle_unavailable_reason() -> str | None:
 def _oracle_cache_path(wheel_sha: str, args: tuple[str, ...]) -> Path:
     aw = wheelcache.installed_auditwheel_version() or "none"
     argd = hashlib.sha256("\0".join(args).encode()).hexdigest()[:8]
-    return repair_oracle_dir() / (f"{wheel_sha}-auditwheel-{aw}-{platform.machine()}-"
+    return wheelcache.cache_subdir("repair-oracle") / (f"{wheel_sha}-auditwheel-{aw}-{platform.machine()}-"
                                   f"{wheelcache.host_fingerprint()}-{argd}.json")
 
 
