@@ -309,8 +309,8 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
         digest = digests.get(info.filename) if verify else None
         sniff = info.filename not in reused and not info.filename.endswith(".py") and info.file_size >= 52
         if digest or sniff:
-            tasks.append(_Task(info.filename, digest, sniff))
-    results = _read_members_all(path, zf, tasks, jobs)
+            tasks.append(_Task(info, digest, sniff))
+    results = _read_members_all(path, tasks, jobs)
     facts: dict[str, ElfFacts] = {}
     for info in infos:
         result = results.get(info.filename)
@@ -328,7 +328,7 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
 
 @dataclass(frozen=True)
 class _Task:
-    name: str
+    info: zipfile.ZipInfo  # where the member lies (the central directory's entry)
     digest: tuple[str, str] | None  # RECORD's (algorithm, value) to check
     sniff: bool  # parse it if it is ELF
 
@@ -343,10 +343,10 @@ def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | N
     """Inflate each task's member once: check its size, CRC and hash, and
     parse it when it is ELF (runs in a worker process or inline)."""
     out: list[ElfFacts | _Failure | None] = []
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+    with open(path, "rb") as fh:
         fd = fh.fileno()
         for task in tasks:
-            info = zf.getinfo(task.name)
+            info = task.info
             try:
                 stream = MemberStream(fd, info, task.digest)
                 facts = None
@@ -365,21 +365,20 @@ def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | N
     return out
 
 
-def _read_members_all(path: str, zf: zipfile.ZipFile, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
-    sizes = {i.filename: i.file_size for i in zf.infolist()}
-    total = sum(sizes[t.name] for t in tasks)
+def _read_members_all(path: str, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
+    total = sum(t.info.file_size for t in tasks)
     jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
     if jobs <= 1 or len(tasks) < 2 or total < PARALLEL_MIN_BYTES:
-        return dict(zip((t.name for t in tasks), _read_members(path, tasks)))
+        return dict(zip((t.info.filename for t in tasks), _read_members(path, tasks)))
     # Largest first, in batches of similar weight, so both cores stay busy.
-    order = sorted(tasks, key=lambda t: sizes[t.name], reverse=True)
+    order = sorted(tasks, key=lambda t: t.info.file_size, reverse=True)
     batches: list[list[_Task]] = []
     target = max(total // (jobs * 8), 1 << 20)
     current: list[_Task] = []
     weight = 0
     for task in order:
         current.append(task)
-        weight += sizes[task.name]
+        weight += task.info.file_size
         if weight >= target:
             batches.append(current)
             current, weight = [], 0
@@ -388,7 +387,7 @@ def _read_members_all(path: str, zf: zipfile.ZipFile, tasks: list[_Task], jobs: 
     out: dict[str, ElfFacts | _Failure | None] = {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for batch, result in zip(batches, pool.map(_read_members, [path] * len(batches), batches)):
-            out.update(zip((t.name for t in batch), result))
+            out.update(zip((t.info.filename for t in batch), result))
     return out
 
 
