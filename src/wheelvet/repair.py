@@ -523,10 +523,6 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
     # must have been read with its RECORD hashes checked (read_wheel's default).
     if analysis.contents is None or not analysis.contents.verified:
         read_wheel(plan.wheel)
-    return _apply_checked(plan, analysis, tmp_out, work, level, environ)
-
-
-def _apply_checked(plan, analysis, tmp_out, work, level, environ):
     changed: dict[str, str] = {}  # archive member (final name) -> file in work
     patchelf = find_patchelf() if (plan.grafts or any(p.replace_needed or p.remove_needed or p.rpath for p in plan.patches)) else None
     with zipfile.ZipFile(plan.wheel) as zf:
