@@ -39,22 +39,29 @@ SEEDS = [
 OPTIONS = AuditOptions(environ={}, ldpaths="", jobs=1)
 
 
+def mutate(draw, data: bytes, *, edits: int, kinds: list[str], words: list[bytes], keep: int) -> bytes:
+    """Up to ``edits`` overwrites (a byte, a word from ``words``, 16 zeros)
+    or a truncation (never below ``keep`` bytes), drawn by hypothesis."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, edits))):
+        kind = draw(st.sampled_from(kinds))
+        pos = draw(st.integers(0, len(out) - 1))
+        if kind == "byte":
+            out[pos] = draw(st.integers(0, 255))
+        elif kind == "word" and pos + 4 <= len(out):
+            out[pos:pos + 4] = draw(st.sampled_from(words))
+        elif kind == "zero" and pos + 16 <= len(out):
+            out[pos:pos + 16] = b"\0" * 16
+        elif kind == "truncate":
+            out = out[: max(pos, keep)]
+    return bytes(out)
+
+
 @st.composite
 def mutated(draw):
     seed = draw(st.integers(0, len(SEEDS) - 1))
-    data = bytearray(SEEDS[seed])
-    for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["byte", "word", "truncate", "zero"]))
-        pos = draw(st.integers(0, len(data) - 1))
-        if kind == "byte":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "word" and pos + 4 <= len(data):
-            data[pos:pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\xff\xff\0\0", b"PK\x01\x02"]))
-        elif kind == "zero" and pos + 16 <= len(data):
-            data[pos:pos + 16] = b"\0" * 16
-        elif kind == "truncate":
-            data = data[: max(pos, 1)]
-    return seed, bytes(data)
+    return seed, mutate(draw, SEEDS[seed], edits=6, kinds=["byte", "word", "truncate", "zero"],
+                        words=[b"\xff\xff\xff\xff", b"\0\0\0\0", b"\xff\xff\0\0", b"PK\x01\x02"], keep=1)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -95,17 +102,8 @@ def consistent_mutants(draw):
     name, tag, files = SEED_FILES[seed]
     files = dict(files)
     member = draw(st.sampled_from(sorted(files)))
-    data = bytearray(files[member])
-    for _ in range(draw(st.integers(1, 4))):
-        pos = draw(st.integers(0, len(data) - 1))
-        kind = draw(st.sampled_from(["byte", "word", "truncate"]))
-        if kind == "byte":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "word" and pos + 4 <= len(data):
-            data[pos:pos + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x01\0\0\0", b"/\n\x1b\0"]))
-        elif kind == "truncate":
-            data = data[: max(pos, 4)]
-    files[member] = bytes(data)
+    files[member] = mutate(draw, files[member], edits=4, kinds=["byte", "word", "truncate"],
+                           words=[b"\xff\xff\xff\xff", b"\0\0\0\0", b"\x01\0\0\0", b"/\n\x1b\0"], keep=4)
     return name, tag, files
 
 
