@@ -220,7 +220,8 @@ def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
 
     def keep(names: Iterable[str]) -> Iterable[str]:
         for n in names:
-            if "ld-linux" in n or n in ("ld64.so.2", "ld64.so.1") or policy.allows_library(n):
+            # excluded at any depth of the tree: neither it nor what only it needs is external
+            if n in tree.excluded or "ld-linux" in n or n in ("ld64.so.2", "ld64.so.1") or policy.allows_library(n):
                 continue
             yield n
 

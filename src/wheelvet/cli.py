@@ -35,6 +35,9 @@ def _add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldpaths", dest="ldpaths", metavar="DIRS", default=None,
                    help="colon-separated directories to search instead of the system's "
                         "(AUDITWHEEL_LD_LIBRARY_PATH is still added)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="do not graft libraries whose SONAME or path matches this glob, nor what only they need "
+                        "(repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the policy to repair to (env AUDITWHEEL_PLAT; default: auto, the most compatible possible)")
     repair.add_argument("--only-plat", dest="only_plat", action="store_true",
                         help="tag only with --plat, even if a more compatible tag is met")
-    repair.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                        help="do not graft libraries whose SONAME or path matches this glob (repeatable)")
     repair.add_argument("--strip", action="store_true", help="strip symbols from the ELF files before patching them")
     repair.add_argument("-L", "--lib-sdir", dest="lib_sdir", default=".libs",
                         help="suffix of the directory for grafted libraries: <dist><LIB_SDIR> (default: .libs)")
@@ -84,6 +85,7 @@ def _options(args: argparse.Namespace, environ: dict) -> AuditOptions:
     return AuditOptions(
         ldpaths=args.ldpaths,
         environ=environ,
+        exclude=tuple(args.exclude),
         disable_isa_ext_check=args.disable_isa_ext_check,
         allow_pure_python_wheel=args.allow_pure_python_wheel,
     )

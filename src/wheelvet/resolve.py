@@ -351,7 +351,9 @@ def resolve_tree(
                 if hit is not None and facts.is_compatible(hit[1]):
                     found = (cand, *hit)
                     break
-            if found and _excluded(found[1], exclude):
+            # A path glob matches the path as the loader found it (through a
+            # symlinked directory: /usr/local/cuda/...) or the real path.
+            if found and (_excluded(found[0], exclude) or _excluded(found[1], exclude)):
                 excluded.add(soname)
                 continue
             if not found:

@@ -133,6 +133,39 @@ def test_exclude_leaves_a_library_and_its_subtree(tmp_path, libs):
     assert "libA.so.1" in dyn(elf_of(fixed, f"pkg/spam{EXT_SUFFIX}"), "DT_NEEDED")
 
 
+@pytest.mark.parametrize("pattern", ["libB.so.2", "libB.so.*", "*/libB.so.2"])
+def test_exclude_applies_at_every_depth(tmp_path, libs, pattern):
+    """libA is grafted; libB, which only libA needs, is excluded by SONAME or path glob."""
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    env = clean_env(LD_LIBRARY_PATH=str(libs))
+    shown = json.loads(run("show", "--json", "--exclude", pattern, str(whl), env=env).stdout)
+    assert set(shown["external_libs"]) == {"libA.so.1"}
+    p = repair(whl, out, "--exclude", pattern, env=env)
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    grafted = [n for n in zipfile.ZipFile(fixed).namelist() if ".libs/" in n]
+    assert [n.split("/")[1].split("-")[0] for n in grafted] == ["libA"]
+    liba = elf_of(fixed, grafted[0])
+    assert "libB.so.2" in dyn(liba, "DT_NEEDED")  # left for the system to provide
+    assert dyn(liba, "DT_RPATH") == []
+
+
+def test_exclude_path_glob_matches_the_path_through_a_symlinked_directory(tmp_path, libs):
+    """``--exclude '/opt/cuda/*'`` keeps out a library found through the
+    ``cuda -> cuda-13.0`` symlink, as auditwheel does; the real path matches too."""
+    real = tmp_path / "cuda-13.0"
+    shutil.move(str(libs), str(real))
+    (tmp_path / "cuda").symlink_to(real)
+    whl = ext_wheel(tmp_path, tmp_path / "cuda")
+    env = clean_env(LD_LIBRARY_PATH=str(tmp_path / "cuda"))
+    for pattern in (f"{tmp_path}/cuda/*", f"{real}/*"):
+        out = tmp_path / f"out-{len(pattern)}"
+        p = repair(whl, out, "--exclude", pattern, env=env)
+        assert p.returncode == 0, p.stderr
+        assert not [n for n in zipfile.ZipFile(only_wheel(out)).namelist() if ".libs/" in n], pattern
+
+
 def test_rpath_inside_the_wheel_is_kept_and_outside_dropped(tmp_path, libs):
     inner = cc(tmp_path / "inner" / "libinner.so", {"i.c": "int inner(void){return 7;}"}, "-Wl,-soname,libinner.so")
     ext = build_extension(tmp_path / "build", "mixed", f"-L{libs}", "-l:libA.so.1", f"-L{inner.parent}", "-l:libinner.so",
