@@ -205,6 +205,12 @@ def _filename_arch_libc(platforms: Iterable[str]) -> tuple[str | None, str | Non
     return arch, libc, pure
 
 
+def in_data_purelib(member: str) -> bool:
+    """Whether a member installs to purelib through ``<dist>.data/purelib/``."""
+    parts = member.split("/")
+    return len(parts) > 2 and parts[0].endswith(".data") and parts[1] == "purelib"
+
+
 def _is_extension(member: str, facts: ElfFacts) -> tuple[bool, int | None]:
     module = posixpath.basename(member).split(".", 1)[0]
     for fn, major in ((f"PyInit_{module}", 3), (f"init{module}", 2), (f"_cffi_pypyinit_{module}", 2)):
@@ -287,7 +293,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
                     endianness="little" if facts.little_endian else "big", libc=file_libc, extension=ext, isa_level=facts.isa_level,
                     soname=facts.soname, needed=facts.needed, rpath=facts.rpath, runpath=facts.runpath)
         parts = member.split("/")
-        if "purelib" in parts[:-1] or (contents.root_is_purelib and not parts[0].endswith(".data")):
+        if in_data_purelib(member) or (contents.root_is_purelib and not parts[0].endswith(".data")):
             purelib_elves.append(member)
         ignored = None
         if facts.arch is None:
@@ -448,11 +454,17 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     graft_policy = max((p for p in policies if all(refs[p.name].libs.values())), key=lambda p: p.priority)
     repairable = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, graft_policy)
     overall = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, ref_policy)
-    if purelib_elves:
-        overall = repairable = policies.linux
-        for m in purelib_elves:
-            findings.append(Finding("elf-in-purelib", "error", m,
-                                    "ELF file in purelib: a platform wheel must install its binaries to platlib (Root-Is-Purelib: false)"))
+    # Where a binary is installed does not change what it needs: the tags
+    # stand (as auditwheel's show says), and the placement is a warning.
+    for m in purelib_elves:
+        if in_data_purelib(m):
+            findings.append(Finding("elf-in-purelib", "warning", m,
+                                    "ELF file in .data/purelib: binaries belong in platlib (where some systems "
+                                    "install elsewhere than purelib); repair refuses it: move it out of .data/purelib"))
+        else:
+            findings.append(Finding("elf-in-purelib", "warning", m,
+                                    "ELF file in a Root-Is-Purelib: true wheel: binaries belong in platlib (where "
+                                    "some systems install elsewhere than purelib); repair sets Root-Is-Purelib: false"))
 
     # What stands between the wheel and each more compatible policy.
     gaps = []
@@ -533,8 +545,6 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     )
     verdicts = {"symbols": sym_policy, "ucs2": ucs_policy, "pyfpe": pyfpe_policy, "blacklist": blacklist_policy,
                 "isa": machine_policy, "refs": ref_policy, "found": graft_policy}
-    if purelib_elves:
-        verdicts = {k: policies.linux for k in verdicts}
     return Analysis(audit, contents, policies, trees, roots, refs, verdicts)
 
 
@@ -544,4 +554,4 @@ def audit_wheel(path: str, options: AuditOptions = AuditOptions()) -> WheelAudit
 
 
 __all__ = ["AuditOptions", "Analysis", "ExternalRefs", "Finding", "PolicyGap", "SymbolUse", "WheelAudit", "analyze",
-           "audit_wheel", "external_refs"]
+           "audit_wheel", "external_refs", "in_data_purelib"]

@@ -212,7 +212,7 @@ def _reasons(a: WheelAudit, tag: str) -> list[str]:
     if a.ucs2:
         out.append("built for a UCS2 Python")
     for f in a.findings:
-        if f.severity == "error" and f.code in ("elf-in-purelib", "links-libpython", "library-not-found"):
+        if f.severity == "error" and f.code in ("links-libpython", "library-not-found"):
             out.append(f.message)
     return out
 
@@ -254,7 +254,8 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
             print(plan.describe())
         else:
             grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
-            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted})"))
+            platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
+            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{platlib})"))
     return status
 
 

@@ -31,7 +31,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .audit import Analysis, AuditOptions, analyze, external_refs
+from .audit import Analysis, AuditOptions, analyze, external_refs, in_data_purelib
 from .elf import ElfFacts, inspect_structure
 from .errors import UsageError, WheelvetError
 from .escape import printable
@@ -109,6 +109,8 @@ class RepairPlan:
                  f"  tags: {', '.join(self.tags)}"]
         for g in self.grafts:
             lines.append(f"  graft {g.soname} ({g.source}) as {g.member}")
+        if self.root_is_purelib is False:
+            lines.append("  WHEEL: Root-Is-Purelib: false (binaries belong in platlib)")
         for p in self.patches:
             ops = [f"needs {a} -> {b}" for a, b in p.replace_needed] + [f"drop {n}" for n in p.remove_needed]
             if p.rpath is not None:
@@ -255,6 +257,12 @@ def _new_wheel_tags(old_tags: tuple[str, ...], tags: tuple[str, ...], remove: se
 def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) -> RepairPlan:
     a = analysis.audit
     contents = analysis.contents
+    in_purelib = sorted(m for m in contents.elf if in_data_purelib(m))
+    if in_purelib:
+        # as auditwheel: the binaries must be moved to platlib by the build
+        raise RepairRefused(f"cannot repair {a.wheel}: ELF file{'s' if len(in_purelib) > 1 else ''} in .data/purelib "
+                            f"({', '.join(in_purelib[:3])}{' ...' if len(in_purelib) > 3 else ''}): "
+                            "build the wheel with its binaries in platlib")
     target, tags = _target_policy(analysis, options)
     dist = os.path.basename(contents.path).split("-", 1)[0]
     lib_dir = f"{dist}{options.lib_sdir}"
@@ -310,7 +318,10 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) ->
 
     out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags)
     wheel_tags = None
-    purelib = None
+    # Binaries belong in platlib: a Root-Is-Purelib: true wheel with ELF files
+    # at its root becomes a platlib wheel (nothing else changes where it installs
+    # on systems where purelib and platlib are one directory).
+    purelib = False if contents.root_is_purelib and any(not m.split("/", 1)[0].endswith(".data") for m in contents.elf) else None
     if options.update_tags:
         remove = {p for p in a.platforms if p.startswith("linux_") and p not in tags}
         if dropped_any:

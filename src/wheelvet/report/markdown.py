@@ -209,7 +209,6 @@ _BLOCKING = {
     "links-libpython": "do not link libpython",
     "pyfpe": "rebuild with a current CPython (no PyFPE_jbuf)",
     "ucs2": "rebuild for a wide-unicode Python",
-    "elf-in-purelib": "install binaries to platlib (Root-Is-Purelib: false)",
 }
 
 
