@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from .audit import AuditOptions, analyze
 from .errors import UsageError, WheelvetError
 from .github import commands
-from .github.settings import Settings
+from .escape import printable
+from .github.settings import Settings, redact
 from .policy import load_policies
 from .repair import RepairOptions, apply_plan, plan_repair
 from .report import markdown
@@ -294,9 +295,16 @@ def main(environ: dict | None = None) -> int:
     try:
         return run_action(env)
     except WheelvetError as exc:
-        commands.annotate("error", str(exc), title="wheelvet")
-        print(f"wheelvet: error: {exc}", file=sys.stderr)
+        message = redact(str(exc), env)
+        commands.annotate("error", message, title="wheelvet")
+        print(f"wheelvet: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - one line, and never a secret in it
+        if env.get("WHEELVET_DEBUG"):
+            raise
+        print(printable(redact(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it "
+                               "(WHEELVET_DEBUG=1 shows the traceback)", env)), file=sys.stderr)
+        return 70
 
 
 __all__ = ["main", "run_action"]

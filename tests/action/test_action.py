@@ -27,16 +27,6 @@ def parse_outputs(path: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def workspace(tmp_path, need_gcc):
-    """A workspace holding a wheel whose extension needs libA -> libB, built outside system paths."""
-    ws = tmp_path / "ws"
-    libs = build_lib_chain(ws / "build" / "lib")
-    ext = build_extension(tmp_path / "b", "spam", f"-L{libs}", "-l:libA.so.1", body="int a_value(void);", call="a_value()")
-    write_wheel(ws / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes(), "pkg/__init__.py": b""})
-    return ws
-
-
 def runner_env(ws: Path, fake, *, event: str = "pull_request", fork: bool = False, **inputs: str) -> dict:
     runner = ws.parent / "runner"
     runner.mkdir(exist_ok=True)
