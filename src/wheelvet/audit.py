@@ -125,15 +125,8 @@ class WheelAudit:
         if self.overall_tag is None:
             return None
         pset = load_policies(self.libc or "glibc", self.arch or "", all_musl=True)
-        wanted = pset.get(tag)
         got = pset.get(self.overall_tag)
-        if wanted is None or got is None:
-            return None
-        if self.libc == "musl" and not wanted.is_linux and not got.is_linux:
-            # musl has no symbol versions: which musllinux_1_x a binary needs
-            # cannot be read from it, so any musllinux tag is taken on trust.
-            return True
-        return got.priority >= wanted.priority
+        return None if got is None else pset.reaches(got, tag)
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,8 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
         else:
             grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
             platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
-            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{platlib})"))
+            dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
+            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
     return status
 
 

@@ -106,6 +106,18 @@ class PolicySet:
         """A policy by full name, alias, or base name (``manylinux2014``)."""
         return self._by_name.get(name)
 
+    def reaches(self, reached: Policy, tag: str) -> bool | None:
+        """Whether a wheel that meets ``reached`` meets the policy tag ``tag``
+        (a name or alias of this set); None when ``tag`` names none of its
+        policies.  musl has no symbol versions: which musllinux_1_x a binary
+        needs cannot be read from it, so any musllinux tag is taken on trust."""
+        wanted = self.get(tag)
+        if wanted is None:
+            return None
+        if self.libc == "musl" and not wanted.is_linux and not reached.is_linux:
+            return True
+        return reached.priority >= wanted.priority
+
     def best_for_version(self, version: str) -> Policy:
         """The most compatible policy that still allows one symbol version."""
         return next((p for p in reversed(self._policies) if p.allows_version(version)), self.linux)

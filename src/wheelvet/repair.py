@@ -35,7 +35,7 @@ from .audit import Analysis, AuditOptions, analyze, external_refs, in_data_purel
 from .elf import ElfFacts, inspect_structure
 from .errors import UsageError, WheelvetError
 from .escape import printable
-from .policy import Policy
+from .policy import Policy, load_policies
 from .resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from .wheelfile import read_record, read_wheel
 from .zipin import record_digest
@@ -101,6 +101,7 @@ class RepairPlan:
     patches: tuple[Patch, ...] = ()
     shims: tuple[tuple[str, str], ...] = ()  # (member, script text) replacing moved executables
     wheel_tags: tuple[str, ...] | None = None  # new WHEEL Tag: lines (None: unchanged)
+    dropped_tags: tuple[str, ...] = ()  # platform tags of the input that the wheel does not meet
     root_is_purelib: bool | None = None  # new value, None: unchanged
     strip: tuple[str, ...] = ()  # members and grafts (by member) to strip
 
@@ -109,6 +110,8 @@ class RepairPlan:
                  f"  tags: {', '.join(self.tags)}"]
         for g in self.grafts:
             lines.append(f"  graft {g.soname} ({g.source}) as {g.member}")
+        if self.dropped_tags:
+            lines.append(f"  dropped tags it does not meet: {', '.join(self.dropped_tags)}")
         if self.root_is_purelib is False:
             lines.append("  WHEEL: Root-Is-Purelib: false (binaries belong in platlib)")
         for p in self.patches:
@@ -222,13 +225,15 @@ def _refusals(analysis: Analysis, target: Policy) -> list[str]:
     return out
 
 
-def _new_name(filename: str, tags: tuple[str, ...], update: bool) -> tuple[str, list[str], bool]:
-    """The repaired wheel's file name, its platform tags, and whether 'any' went."""
+def _new_name(filename: str, tags: tuple[str, ...], update: bool, drop: frozenset[str] = frozenset()) -> tuple[str, list[str], bool]:
+    """The repaired wheel's file name, its platform tags, and whether 'any' went.
+
+    ``drop``: tags of the input the repaired wheel does not meet."""
     prefix, plats = filename[: -len(".whl")].rsplit("-", 1)
     old = plats.split(".")
     if not update:
         return filename, old, False
-    remove = {f"linux_{t.rsplit('_', 1)[-1]}" for t in tags}
+    remove = {f"linux_{t.rsplit('_', 1)[-1]}" for t in tags} | set(drop)
     # linux_<arch> for every arch spelling in the tags (x86_64 has an underscore)
     for t in tags:
         for part in ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "ppc64", "s390x", "riscv64", "loongarch64"):
@@ -264,6 +269,13 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) ->
                             f"({', '.join(in_purelib[:3])}{' ...' if len(in_purelib) > 3 else ''}): "
                             "build the wheel with its binaries in platlib")
     target, tags = _target_policy(analysis, options)
+    # Never write a name claiming a tag the wheel does not meet: tags of the
+    # input more compatible than what it reaches are dropped (auditwheel keeps them).
+    reached = analysis.policies.get(tags[0])
+    unmet = tuple(t for t in a.platforms if load_policies(a.libc, a.arch, all_musl=True).reaches(reached, t) is False)
+    if unmet and not options.update_tags:
+        raise RepairRefused(f"cannot repair {a.wheel} with --no-update-tags: its name claims {', '.join(unmet)}, "
+                            f"which it does not meet (it reaches {reached.name})")
     dist = os.path.basename(contents.path).split("-", 1)[0]
     lib_dir = f"{dist}{options.lib_sdir}"
     policy_for_grafts = analysis.policies.get(tags[0])
@@ -316,14 +328,14 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) ->
         replace = tuple((n, by_soname[n]) for n in facts.needed if n in by_soname)
         final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None))
 
-    out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags)
+    out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags, frozenset(unmet))
     wheel_tags = None
     # Binaries belong in platlib: a Root-Is-Purelib: true wheel with ELF files
     # at its root becomes a platlib wheel (nothing else changes where it installs
     # on systems where purelib and platlib are one directory).
     purelib = False if contents.root_is_purelib and any(not m.split("/", 1)[0].endswith(".data") for m in contents.elf) else None
     if options.update_tags:
-        remove = {p for p in a.platforms if p.startswith("linux_") and p not in tags}
+        remove = {p for p in a.platforms if (p.startswith("linux_") or p in unmet) and p not in tags}
         if dropped_any:
             remove.add("any")
             purelib = False
@@ -332,7 +344,7 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions()) ->
     if options.strip:
         strip = tuple(sorted(analysis.trees)) + tuple(g.member for g in final_grafts)
     return RepairPlan(contents.path, target.name, tuple(tags), out_name, tuple(final_grafts), tuple(patches),
-                      tuple(shims), wheel_tags, purelib, strip)
+                      tuple(shims), wheel_tags, unmet, purelib, strip)
 
 
 def _script_shim(binary: str) -> str:
@@ -678,7 +690,8 @@ def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: Aud
     except WheelvetError as exc:
         raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None
     audit = analyze(contents, options).audit
-    tagged = [t for t in plan.tags]
+    # every tag the output's name claims, not only those the plan added
+    tagged = list(dict.fromkeys([*plan.tags, *(t for t in contents.name.platforms if not t.startswith("linux_"))]))
     for tag in tagged:
         met = audit.meets(tag)
         if not met:

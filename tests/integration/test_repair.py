@@ -231,6 +231,34 @@ def test_too_recent_symbol_version_is_refused(tmp_path, need_gcc):
     assert not out.exists() or not any(out.iterdir())
 
 
+MISLABELLED = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"  # as cibuildwheel names a 2014 wheel
+
+
+def test_repair_drops_tags_the_wheel_does_not_meet(tmp_path, need_gcc):
+    """A manylinux2014 wheel that needs GLIBC_2.29 (exp) is renamed to what it
+    meets; it keeps no claim to manylinux2014 / manylinux_2_17."""
+    ext = build_extension(tmp_path / "b", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
+    whl = write_wheel(tmp_path / f"m-1.0-{MISLABELLED}.whl", {f"m/{ext.name}": ext.read_bytes()}, tag=MISLABELLED)
+    out = tmp_path / "out"
+    p = repair(whl, out)
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    tags = fixed.name[:-4].split("-")[-1].split(".")
+    assert "manylinux_2_17_x86_64" not in tags and "manylinux2014_x86_64" not in tags, tags
+    best = json.loads(run("show", "--json", str(whl)).stdout)["overall_tag"]
+    assert best.startswith("manylinux_2_") and int(best.split("_")[2]) >= 29  # exp@GLIBC_2.29 at least
+    assert tags == [best], tags
+    wheel_file = zipfile.ZipFile(fixed).read("m-1.0.dist-info/WHEEL").decode()
+    assert "manylinux_2_17" not in wheel_file and "manylinux2014" not in wheel_file and best in wheel_file
+    assert "dropped tags it does not meet: manylinux2014_x86_64, manylinux_2_17_x86_64" in p.stdout
+    assert run("check", str(fixed)).returncode == 0
+    # keeping the name would keep the false claim: refused, nothing written
+    out2 = tmp_path / "out2"
+    p = repair(whl, out2, "--no-update-tags")
+    assert p.returncode == 1 and "--no-update-tags" in p.stderr and "manylinux_2_17_x86_64" in p.stderr
+    assert not out2.exists() or not any(out2.iterdir())
+
+
 def test_plat_more_compatible_than_possible_is_refused_less_compatible_is_tagged(tmp_path, libs):
     whl = ext_wheel(tmp_path, libs)
     env = clean_env(LD_LIBRARY_PATH=str(libs))
