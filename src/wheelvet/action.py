@@ -23,7 +23,7 @@ from .errors import UsageError, WheelvetError
 from .github import commands
 from .escape import printable
 from .github.settings import Settings, redact
-from .policy import load_policies
+from .policy import PolicySet, policy_set, resolve
 from .repair import RepairOptions, apply_plan, plan_repair
 from .report import markdown
 from .wheelfile import read_wheel
@@ -120,20 +120,11 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         return
     run.outcomes.append(markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size,
                                                     output_size=os.path.getsize(written)))
-    # Tags the wheel already had are kept (as auditwheel keeps them); say so
-    # when one of them claims more than the wheel meets.
-    for tag in audit.platforms:
-        if not tag.startswith("linux") and tag not in plan.tags and audit.meets(tag) is False and not _reaches(plan, audit, tag):
-            run.problems.append(("warning", rel, f"{audit.wheel} keeps its tag {tag}, which it does not meet (it reaches {plan.policy})"))
+    if plan.dropped_tags:
+        run.problems.append(("warning", rel, f"{audit.wheel} claimed {', '.join(plan.dropped_tags)}, which it does not "
+                                             f"meet: repaired to {plan.policy} ({plan.out_name})"))
     run.outputs.append(written)
     run.reached.append((audit.wheel, audit.libc, audit.arch, plan.policy))
-
-
-def _reaches(plan, audit, tag: str) -> bool:
-    """Whether the policy a repair reached is at least as compatible as ``tag``."""
-    pset = load_policies(audit.libc or "glibc", audit.arch or "", all_musl=True)
-    want, got = pset.get(tag), pset.get(plan.policy)
-    return want is not None and got is not None and got.priority >= want.priority
 
 
 def _with_arch(tag: str, arch: str | None) -> str:
@@ -141,12 +132,8 @@ def _with_arch(tag: str, arch: str | None) -> str:
 
 
 def _least_compatible(run: Run) -> str:
-    best = None
-    for _wheel, libc, arch, tag in run.reached:
-        p = load_policies(libc or "glibc", arch or "").get(tag)
-        if p is not None and (best is None or p.priority < best.priority):
-            best = p
-    return best.name if best else ""
+    found = [p for p in (resolve(tag) for _wheel, _libc, _arch, tag in run.reached) if p is not None]
+    return PolicySet.least(*found).name if found else ""
 
 
 def _failed(settings: Settings, run: Run) -> bool:
@@ -157,11 +144,11 @@ def _failed(settings: Settings, run: Run) -> bool:
         return broken
     # a minimum policy every wheel must reach
     for wheel, libc, arch, tag in run.reached:
-        pset = load_policies(libc or "glibc", arch or "", all_musl=True)
+        pset = policy_set(libc or "glibc", arch or "")
         floor, got = pset.get(_with_arch(settings.fail_on, arch)), pset.get(tag)
         if floor is None:
             raise UsageError(f"input fail-on: {settings.fail_on!r} is not error, never or a policy for {arch}")
-        if got is None or got.priority < floor.priority:
+        if got is None or not pset.reaches(got, floor.name):
             run.problems.append(("error", None, f"{wheel} reaches {tag}, below the fail-on floor {floor.name}"))
             broken = True
     return broken

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from wheelvet.repair import _kept_rpath_entries, _new_name, _new_wheel_tags, _rewrite_wheel_file, RepairPlan, grafted_name
+from wheelvet.repair import RepairPlan, grafted_name
+from wheelvet.repair.apply import _rewrite_wheel_file
+from wheelvet.repair.plan import _kept_rpath_entries, _new_name, _new_wheel_tags
 
 M17 = ("manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
