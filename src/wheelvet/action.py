@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .audit import AuditOptions, analyze
-from .errors import UsageError, WheelvetError
+from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_POLICY, EXIT_SERVICE, ServiceError, UsageError, WheelvetError
 from .github import commands
 from .escape import printable
 from .github.settings import Settings, redact
@@ -219,27 +219,39 @@ def run_action(environ: dict) -> int:
     if settings.upload and settings.mode == "repair" and run.outputs:
         upload_failed = not _upload(settings, run, json_path, outputs)
 
+    comment_failed = False
     mode = _comment_mode(settings, report)
     if mode:
-        from .github.comment import CommentResult, PullRequestCommenter, make_client
+        try:
+            _comment(settings, body, mode, outputs)
+        except ServiceError as exc:
+            commands.annotate("error", str(exc), title="wheelvet")
+            comment_failed = True
 
-        commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
-        pr = settings.pull_request
-        number = pr.number
-        if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
-            number = commenter.find_pull_request(pr.head_repo, pr.head_branch, pr.head_sha)
-        if number is None:
-            result = CommentResult("skipped", None, "no open pull request has this run's head commit")
-        else:
-            result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
-        if result.action == "skipped" and result.reason:
-            commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
-        elif result.url:
-            outputs["comment-url"] = result.url
-
+    # A service that failed fails the step (exit 5) after the rest of the job ran.
+    if upload_failed or comment_failed:
+        outputs["status"] = "failure"
     commands.write_outputs(settings.output_file, outputs)
     print(f"wheelvet: {outputs['status']}: {len(run.outputs)} wheel(s); report in {outputs['report']}")
-    return 1 if (failed or upload_failed) else 0
+    return max(EXIT_POLICY if failed else EXIT_OK, EXIT_SERVICE if (upload_failed or comment_failed) else EXIT_OK)
+
+
+def _comment(settings: Settings, body: str, mode: str, outputs: dict) -> None:
+    from .github.comment import CommentResult, PullRequestCommenter, make_client
+
+    commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
+    pr = settings.pull_request
+    number = pr.number
+    if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
+        number = commenter.find_pull_request(pr.head_repo, pr.head_branch, pr.head_sha)
+    if number is None:
+        result = CommentResult("skipped", None, "no open pull request has this run's head commit")
+    else:
+        result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
+    if result.action == "skipped" and result.reason:
+        commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
+    elif result.url:
+        outputs["comment-url"] = result.url
 
 
 def _upload(settings: Settings, run: Run, json_path: str, outputs: dict) -> bool:
@@ -291,7 +303,7 @@ def main(environ: dict | None = None) -> int:
             raise
         print(printable(redact(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it "
                                "(WHEELVET_DEBUG=1 shows the traceback)", env)), file=sys.stderr)
-        return 70
+        return EXIT_INTERNAL
 
 
 __all__ = ["main", "run_action"]

@@ -1,4 +1,4 @@
-"""Library resolution: the dynamic loader's rules as pure code.
+"""Library resolution: the dynamic loader's rules as code over an index of files.
 
 Given an ELF file and a view of the files around it (:class:`Files`), find
 what each ``DT_NEEDED`` entry would load, in the order glibc's ``ld.so`` uses:

@@ -230,7 +230,8 @@ def test_artifact_service_failure_fails_the_step_without_leaking(workspace, fake
         env = runner_env(workspace, fake_github, upload="true")
         env.update(ACTIONS_RUNTIME_TOKEN=token, ACTIONS_RESULTS_URL=service.url)
         p = run_action(env, workspace)
-        assert p.returncode == 1
+        assert p.returncode == 5  # the README's code for a service that failed
+        assert parse_outputs(workspace.parent / "runner" / "output")["status"] == "failure"
         assert "::error::artifact upload failed" in p.stdout
         assert token not in p.stdout.replace(f"::add-mask::{token}", "")
         # the rest of the job still happened: the report and the comment

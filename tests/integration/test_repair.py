@@ -111,6 +111,40 @@ def test_end_to_end_graft_install_import(tmp_path, libs):
     assert res.stdout.split() == ["43", "True"], res.stderr
 
 
+def test_the_patcher_is_a_seam(tmp_path, libs):
+    """apply_plan hands every edit to its patcher: a recording one sees the
+    plan's edits, in order, and the commands patchelf ran."""
+    from wheelvet.audit import AuditOptions, analyze
+    from wheelvet.repair import Patchelf, apply_plan, plan_repair
+    from wheelvet.wheelfile import read_wheel
+
+    class Recording(Patchelf):
+        def __init__(self):
+            super().__init__()
+            self.edits, self.commands = [], []
+
+        def apply(self, edits):
+            self.edits += edits
+            self.commands += [self.command(e) for e in edits]
+            super().apply(edits)
+
+    whl = ext_wheel(tmp_path, libs)
+    options = AuditOptions(environ={"LD_LIBRARY_PATH": str(libs)})
+    analysis = analyze(read_wheel(str(whl)), options)
+    plan = plan_repair(analysis)
+    patcher = Recording()
+    out = apply_plan(plan, analysis, str(tmp_path / "out"), environ=dict(options.environ), audit_options=options,
+                     patcher=patcher)
+    assert [e.what for e in patcher.edits] == [f"pkg/spam{EXT_SUFFIX}"] + [
+        f"{g.member} (grafted from {g.source})" for g in plan.grafts]
+    ext_cmd = patcher.commands[0]
+    liba = next(g for g in plan.grafts if g.soname == "libA.so.1")
+    assert ext_cmd[1:-1] == ["--replace-needed", "libA.so.1", liba.new_soname, "--force-rpath", "--set-rpath",
+                             "$ORIGIN/../pkg.libs"]
+    assert {c[1:3] == ["--set-soname", g.new_soname] for c, g in zip(patcher.commands[1:], plan.grafts)} == {True}
+    assert dyn(elf_of(Path(out), f"pkg/spam{EXT_SUFFIX}"), "DT_NEEDED")[0] == liba.new_soname
+
+
 def test_two_extensions_share_one_copy(tmp_path, libs):
     whl = ext_wheel(tmp_path, libs, modules=("one", "two"))
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Repair: first a plan (pure, printable), then apply it.
+"""Repair: first a plan (decisions only, printable), then apply it.
 
 * :mod:`.plan`: :func:`plan_repair`, the policy reached, the libraries
   grafted, the patches, the new tags; refusals with their reasons;

@@ -1,4 +1,4 @@
-"""The repair plan: pure decisions, printable with ``--dry-run``.
+"""The repair plan: decisions only, printable with ``--dry-run``.
 
 :func:`plan_repair` decides, from an :class:`~wheelvet.audit.Analysis`, which
 policy the wheel is repaired to, which host libraries are grafted into
