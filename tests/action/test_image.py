@@ -194,3 +194,42 @@ def test_the_container_tests_build_the_policy_ci_asks_for():
     assert compose["services"]["action"]["build"]["args"] == {"POLICY": f"${{WHEELVET_POLICY:-{DEFAULT_POLICY}}}"}
     step = next(s for s in _workflow("ci.yml")["jobs"]["container"]["steps"] if "tests/container" in s.get("run", ""))
     assert step["env"]["WHEELVET_POLICY"] == "${{ matrix.policy }}"
+
+
+# ------------------------------------------------------------------ the docs' workflows
+
+def _docs_workflows() -> list[str]:
+    text = (REPO / "docs" / "action.md").read_text()
+    return [block for block in re.findall(r"```yaml\n(.*?)```", text, re.S) if re.search(r"^jobs:", block, re.M)]
+
+
+def test_docs_matrix_example_builds_each_architecture_on_its_own_runner():
+    examples = [yaml.safe_load(block) for block in _docs_workflows()]
+    matrix_jobs = [job for wf in examples for job in wf["jobs"].values()
+                   if "aarch64" in str(job.get("strategy", {}).get("matrix", ""))]
+    assert matrix_jobs, "docs/action.md has no build matrix with aarch64 legs"
+    for job in matrix_jobs:
+        legs = _legs(job)
+        assert {leg["arch"] for leg in legs} == {"x86_64", "aarch64"}
+        assert {leg.get("libc") for leg in legs} == {"manylinux", "musllinux"}
+        arch_runner = {"x86_64": RUNNERS["amd64"], "aarch64": RUNNERS["arm64"]}
+        assert all(leg["runner"] == arch_runner[leg["arch"]] for leg in legs)
+        assert job["runs-on"] == "${{ matrix.runner }}"
+        build = next(step for step in job["steps"] if "cibuildwheel" in step.get("run", ""))
+        assert build["env"]["CIBW_ARCHS"] == "${{ matrix.arch }}"
+        assert "${{ matrix.libc }}" in build["env"]["CIBW_BUILD"]
+
+
+@pytest.fixture
+def docs_workflow_files(tmp_path):
+    paths = []
+    for i, block in enumerate(_docs_workflows()):
+        path = tmp_path / f"docs-example-{i}.yml"
+        path.write_text(block)
+        paths.append(str(path))
+    return paths
+
+
+def test_docs_workflows_pass_actionlint(docs_workflow_files):
+    done = subprocess.run([_tool("actionlint"), "-no-color", *docs_workflow_files], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
