@@ -81,8 +81,9 @@ def read_pins(path: Path) -> list[tuple[str, str]]:
 
 
 def _pip(*args: str) -> None:
-    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    env.pop("PIP_FIND_LINKS", None), env.pop("PIP_EXTRA_INDEX_URL", None), env.pop("PIP_INDEX_URL", None)
+    # The default index only: no configuration file, no index or wheel directory from the environment.
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
     done = subprocess.run([sys.executable, "-m", "pip", *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"pip {' '.join(args[:1])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
