@@ -38,6 +38,7 @@ demo: $(STAMP)
 	    INPUT_WHEEL-DIR=$(DEMO)/action INPUT_UPLOAD=false INPUT_COMMENT=never \
 	    $(PY) -m wheelvet action > $(DEMO)/action.log
 	@echo "Markdown comment: $(DEMO)/action/wheelvet-report.md (JSON: $(DEMO)/action/wheelvet-report.json)"
+	$(PY) examples/comment_html.py $(DEMO)/action/wheelvet-report.md $(DEMO)/action/wheelvet-report.html
 
 # All tests: unit, integration (gcc-built wheels), conformance against
 # auditwheel on real PyPI wheels (downloaded once, cached), bounded fuzzing.

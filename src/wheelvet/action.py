@@ -1,10 +1,17 @@
 """``wheelvet action``: the GitHub Action's whole job, for any machine.
 
 Given the environment the runner gives a container action (``INPUT_*``,
-``GITHUB_*``, ``ACTIONS_RUNTIME_TOKEN``/``ACTIONS_RESULTS_URL``), it runs the
-``before-repair`` command, audits (and repairs) the wheels, writes the
-Markdown and JSON reports, the step summary, annotations and outputs, uploads
-the artifact and keeps one pull-request comment up to date.
+``GITHUB_*``, ``ACTIONS_RUNTIME_TOKEN``/``ACTIONS_RESULTS_URL``), it checks
+every setting first, runs the ``before-repair`` command, audits (and
+repairs) the wheels, compares them with the base branch's report, writes the
+Markdown and JSON reports, the step summary, annotations and outputs,
+uploads the artifacts and merges this leg's part into the pull request's one
+wheelvet comment.
+
+A leg of a build matrix is named after its job and its wheels' tags: that
+names its artifacts (``wheelvet-<leg>`` with the wheels, ``wheelvet-report-<leg>``
+with the JSON report) and its part of the comment, so that legs never collide
+and a re-run replaces what its earlier attempt left.
 
 Nothing from a wheel is executed or put into a shell command; the only
 command run is ``before-repair``, exactly as the user wrote it.
@@ -13,33 +20,62 @@ command run is ``before-repair``, exactly as the user wrote it.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
-from .audit import AuditOptions, analyze
-from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_POLICY, EXIT_SERVICE, ServiceError, UsageError, WheelvetError
-from .github import commands
+from .audit import AuditOptions, WheelAudit, analyze
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_POLICY,
+    EXIT_SERVICE,
+    InvalidWheel,
+    ServiceError,
+    UsageError,
+    WheelvetError,
+)
 from .escape import printable
+from .github import commands
 from .github.settings import Settings, redact
 from .policy import PolicySet, policy_set, resolve
-from .repair import RepairOptions, apply_plan, plan_repair
+from .repair import RepairOptions, apply_plan, copy_atomically, plan_repair
 from .report import markdown
+from .report.compare import compare
+from .report.view import PROBLEMS, BaseInfo, Leg, Report, WheelOutcome, merge_legs
 from .wheelfile import read_wheel
 
 REPORT_MD = "wheelvet-report.md"
 REPORT_JSON = "wheelvet-report.json"
+REPORT_ARTIFACT_PREFIX = "wheelvet-report-"
+MAX_REPORT_JSON = 16 << 20  # a JSON report mode `report` reads
+# The step's outputs (action.yml declares the same; a test keeps them in step).
+OUTPUT_NAMES = ("wheels", "report", "report-json", "status", "policy", "artifact-id", "artifact-url", "comment-url")
+
+
+@dataclass
+class Processed:
+    """One wheel's outcome with what it was judged from (the audit, for the comparison)."""
+
+    outcome: WheelOutcome
+    audit: WheelAudit | None = None
+    output: str | None = None  # the wheel written (or, in mode audit, checked)
 
 
 @dataclass
 class Run:
     """What one run produced (mutable while the run goes on; not exported)."""
 
-    outcomes: list = field(default_factory=list)
-    outputs: list = field(default_factory=list)  # paths of wheels written (or checked)
-    reached: list = field(default_factory=list)  # (wheel, libc, arch, tag) reached
+    processed: list = field(default_factory=list)
     problems: list = field(default_factory=list)  # (level, file, message) annotations
+
+    @property
+    def outputs(self) -> list[str]:
+        return [p.output for p in self.processed if p.output]
 
 
 def _rel(path: str, workspace: str) -> str:
@@ -50,12 +86,18 @@ def _rel(path: str, workspace: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+def _inside(path: str, directory: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(directory)
+    return real == top or real.startswith(top.rstrip("/") + "/")
+
+
 def _find_wheels(settings: Settings) -> list[str]:
+    """The wheels the globs match, never the action's own outputs (``wheel-dir``)."""
     found: dict[str, None] = {}
     for pattern in settings.wheels:
         full = pattern if os.path.isabs(pattern) else os.path.join(settings.workspace, pattern)
         for path in sorted(glob.glob(full, recursive=True)):
-            if os.path.isfile(path):
+            if os.path.isfile(path) and not _inside(path, settings.out_dir):
                 found.setdefault(os.path.abspath(path), None)
     return list(found)
 
@@ -80,166 +122,375 @@ def _before_repair(settings: Settings, environ: dict) -> None:
         raise UsageError(f"before-repair failed with exit code {done.returncode}")
 
 
-def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run) -> None:
+def _check_places(settings: Settings) -> None:
+    """Everything the run will write to, checked before anything is done."""
+    if not os.path.isdir(settings.workspace):
+        raise UsageError(f"GITHUB_WORKSPACE {settings.workspace} is not a directory")
+    if os.path.exists(settings.out_dir) and not os.path.isdir(settings.out_dir):
+        raise UsageError(f"input wheel-dir: {_rel(settings.out_dir, settings.workspace)} exists and is not a directory")
+    for what, path in (("GITHUB_OUTPUT", settings.output_file), ("GITHUB_STEP_SUMMARY", settings.summary_file)):
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise UsageError(f"{what}: cannot write {path} ({exc.strerror or exc})") from None
+
+
+# ------------------------------------------------------------------ the leg
+
+
+def leg_name(settings: Settings, wheels: list[str]) -> tuple[str, str]:
+    """(key, label) of this leg: its job and its wheels' Python and platform
+    tags, the same in every attempt of the run, different between legs that
+    build different wheels.  The key is also its artifacts' name."""
+    pythons, platforms = set(), set()
+    for path in wheels:
+        parts = os.path.basename(path)[:-4].split("-")
+        if len(parts) >= 5:
+            pythons.add(parts[-3])
+            found = [p for p in map(resolve, parts[-1].split(".")) if p is not None]
+            platforms.add(PolicySet.least(*found).name if found else parts[-1].split(".")[0])
+    tags = [*sorted(pythons), *sorted(platforms)]
+    label = " · ".join(x for x in (settings.job or settings.workflow or "wheelvet", " ".join(sorted(pythons)),
+                                   " ".join(sorted(platforms))) if x)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join([settings.job or "wheels", *tags])).strip("-") or "wheels"
+    if len(slug) > 100:  # artifact names stay readable: the start, and a hash of the rest
+        slug = f"{slug[:90]}-{hashlib.sha256(slug.encode()).hexdigest()[:8]}"
+    return slug, label
+
+
+def _display(settings: Settings):
+    """Host paths as the user knows them: workspace-relative, or as the image has them."""
+    return lambda path: _rel(path, settings.workspace)
+
+
+def _one_wheel(path: str, settings: Settings, env: dict, run: Run) -> None:
     rel = _rel(path, settings.workspace)
-    audit_options = AuditOptions(environ=env, exclude=settings.exclude)
+    name = os.path.basename(path)
+    audit_options = AuditOptions(environ=env, exclude=settings.exclude,
+                                 disable_isa_ext_check=settings.disable_isa_ext_check,
+                                 allow_pure_python_wheel=settings.allow_pure_python_wheel)
+    display = _display(settings)
     size = os.path.getsize(path)
+    asked = None if settings.plat == "auto" else settings.plat
     try:
         analysis = analyze(read_wheel(path), audit_options)
     except WheelvetError as exc:
-        run.outcomes.append(markdown.outcome_from_error(os.path.basename(path), str(exc), input_size=size))
+        run.processed.append(Processed(markdown.outcome_from_error(name, str(exc), input_size=size)))
         run.problems.append(("error", rel, str(exc)))
         return
     audit = analysis.audit
-    if audit.pure and audit.error is None:
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size))
-        return
-    if audit.error is not None:
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=audit.error))
-        run.problems.append(("error", rel, audit.error))
+    if audit.error is not None or (audit.pure and settings.mode == "audit"):
+        outcome = markdown.outcome_from_audit(audit, input_size=size, error=audit.error, display=display)
+        run.processed.append(Processed(outcome, audit, path if audit.error is None else None))
+        if audit.error is not None:
+            run.problems.append(("error", rel, audit.error))
         return
     if settings.mode == "audit":
-        wanted = [settings.plat] if settings.plat != "auto" else list(audit.platforms)
-        failing = [t for t in wanted if not audit.meets(_with_arch(t, audit.arch))]
-        error = f"does not meet {', '.join(failing)} (meets {audit.overall_tag})" if failing else None
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=error,
-                                                        policy=None if settings.plat == "auto" else settings.plat))
-        run.outputs.append(path)
-        run.reached.append((audit.wheel, audit.libc, audit.arch, audit.overall_tag))
-        if error:
-            run.problems.append(("error", rel, f"{audit.wheel} {error}"))
+        outcome = markdown.outcome_from_audit(audit, input_size=size, policy=asked, display=display)
+        run.processed.append(Processed(outcome, audit, path))
+        if outcome.status in PROBLEMS:
+            run.problems.append(("error", rel, f"{audit.wheel}: {outcome.why}"))
         return
-    options = RepairOptions(plat=settings.plat, strip=settings.strip, exclude=settings.exclude)
+    out_dir = settings.out_dir
     try:
-        plan = plan_repair(analysis, options)
+        if audit.pure or (not settings.retag and asked is None and _meets_its_claims(audit)):
+            # What cibuildwheel hands over already meets every tag it claims:
+            # it passes through with its name (`retag: true` retags it).
+            written = copy_atomically(path, out_dir)
+            outcome = markdown.outcome_from_audit(audit, input_size=size, output_size=size, display=display)
+            run.processed.append(Processed(replace(outcome, output=os.path.basename(written)), audit, written))
+            return
+        plan = plan_repair(analysis, RepairOptions(plat=settings.plat, strip=settings.strip, exclude=settings.exclude))
         written = apply_plan(plan, analysis, out_dir, environ=env, audit_options=audit_options)
     except WheelvetError as exc:  # refused (cannot meet the policy) or failed (patchelf, verification)
-        run.outcomes.append(markdown.outcome_from_audit(audit, input_size=size, error=exc,
-                                                        policy=None if settings.plat == "auto" else settings.plat))
+        outcome = markdown.outcome_from_audit(audit, input_size=size, error=exc, policy=asked, display=display)
+        run.processed.append(Processed(outcome, audit))
         run.problems.append(("error", rel, str(exc)))
         return
-    run.outcomes.append(markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size,
-                                                    output_size=os.path.getsize(written)))
-    if plan.dropped_tags:
-        run.problems.append(("warning", rel, f"{audit.wheel} claimed {', '.join(plan.dropped_tags)}, which it does not "
-                                             f"meet: repaired to {plan.policy} ({plan.out_name})"))
-    run.outputs.append(written)
-    run.reached.append((audit.wheel, audit.libc, audit.arch, plan.policy))
+    outcome = markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size, display=display)
+    run.processed.append(Processed(outcome, audit, written))
+    if outcome.status == "mislabelled":
+        run.problems.append(("error", rel, f"{audit.wheel}: {outcome.why}; written as "
+                                           f"{os.path.basename(written)}"))
+    if outcome.rise:
+        r = outcome.rise
+        run.problems.append(("warning", rel, f"{audit.wheel}: grafting raised its tag from {r.before} to {r.after} "
+                                             f"({r.library} needs {r.version}): repair it in the image it was built in"))
 
 
-def _with_arch(tag: str, arch: str | None) -> str:
-    return tag if not arch or tag.endswith("_" + arch) or tag.startswith("linux") else f"{tag}_{arch}"
+def _meets_its_claims(audit: WheelAudit) -> bool:
+    """Whether every platform tag of the wheel's name is a policy it meets (no linux_* tag)."""
+    tags = audit.platforms
+    return bool(tags) and all(audit.meets(t) is True and not t.startswith("linux_") for t in tags)
 
 
-def _least_compatible(run: Run) -> str:
-    found = [p for p in (resolve(tag) for _wheel, _libc, _arch, tag in run.reached) if p is not None]
-    return PolicySet.least(*found).name if found else ""
+# ------------------------------------------------------------------ judgement
 
 
-def _failed(settings: Settings, run: Run) -> bool:
-    if settings.fail_on == "never":
+def _gates(settings: Settings, report: Report, run: Run) -> bool:
+    """Whether the step fails, by ``fail-on`` (and ``max-size-increase``)."""
+    if "never" in settings.fail_on:
         return False
-    broken = any(o.status in ("failed", "error") for o in run.outcomes)
-    if settings.fail_on == "error":
-        return broken
-    # a minimum policy every wheel must reach
-    for wheel, libc, arch, tag in run.reached:
-        pset = policy_set(libc or "glibc", arch or "")
-        floor, got = pset.get(_with_arch(settings.fail_on, arch)), pset.get(tag)
-        if floor is None:
-            raise UsageError(f"input fail-on: {settings.fail_on!r} is not error, never or a policy for {arch}")
-        if got is None or not pset.reaches(got, floor.name):
-            run.problems.append(("error", None, f"{wheel} reaches {tag}, below the fail-on floor {floor.name}"))
-            broken = True
-    return broken
+    failed = False
+    outcomes = report.outcomes
+    if "error" in settings.fail_on:
+        failed |= any(o.status in PROBLEMS for o in outcomes)
+        if report.missing_legs:
+            failed = True
+            run.problems.append(("error", None, f"{len(report.missing_legs)} leg(s) did not report: "
+                                                f"{', '.join(report.missing_legs)}"))
+    for floor_name in (f for f in settings.fail_on if f not in ("error", "never", "regression")):
+        for o in outcomes:
+            got = resolve(o.reached) if o.reached else None
+            if got is None:
+                continue
+            pset = policy_set(got.libc, got.arch)
+            floor = pset.get(floor_name if floor_name.endswith("_" + got.arch) else f"{floor_name}_{got.arch}")
+            if floor is None:
+                continue
+            if not pset.reaches(got, floor.name):
+                run.problems.append(("error", None, f"{o.wheel} reaches {got.name}, below the fail-on floor {floor.name}"))
+                failed = True
+    if "regression" in settings.fail_on:
+        for o in outcomes:
+            c = o.change
+            if c and (c.direction == "less-compatible" or c.grafted_added):
+                what = (f"{c.before} -> {c.after}" + (f" ({c.cause})" if c.cause else "")
+                        if c.direction == "less-compatible" else f"newly grafts {', '.join(c.grafted_added)}")
+                run.problems.append(("error", None, f"{o.wheel}: regression against the base branch: {what}"))
+                failed = True
+    if settings.max_size_increase is not None:
+        for o in outcomes:
+            c = o.change
+            if c and c.size_before and c.size_after and c.size_after > c.size_before * (1 + settings.max_size_increase):
+                run.problems.append(("error", None, f"{o.wheel}: {c.size_before} -> {c.size_after} bytes, more than "
+                                                    f"the max-size-increase of {settings.max_size_increase:.0%}"))
+                failed = True
+    return failed
 
 
-def _comment_mode(settings: Settings, report) -> str | None:
-    """"upsert", "update" (only an existing comment: nothing new to say) or None."""
-    if settings.comment == "never" or settings.pull_request is None or not settings.token:
-        return None
-    if settings.comment == "always" or any(o.status in ("failed", "error", "repaired") for o in report.outcomes):
-        return "upsert"
-    return "update"
+def _to_say(legs) -> bool:
+    """Whether a report has something for a reviewer (a reason to create the comment)."""
+    return any(o.status in PROBLEMS or o.status == "repaired" or o.rise
+               or (o.change and (o.change.direction != "same" or o.change.grafted_added or o.change.grafted_removed))
+               for g in legs for o in g.outcomes)
+
+
+# ------------------------------------------------------------------ the base branch
+
+
+def _compare_with_base(settings: Settings, processed: list[Processed]) -> tuple[list[Processed], BaseInfo | None, tuple]:
+    ref = settings.base_ref
+    if ref is None or settings.pull_request is None and not settings.compare_to:
+        return processed, None, ()
+    if not settings.token or not settings.workflow_file or not settings.repository:
+        return processed, BaseInfo(ref, note="no token, workflow file or repository to look the base run up with"), ()
+    from .github.base import BaseReports
+    from .github.comment import make_client
+
+    found = BaseReports(make_client(settings.api_url, settings.token, lazy=False), settings.repository,
+                        settings.token).find(
+        settings.workflow_file, ref)
+    if found.report is None:
+        return processed, found.info, ()
+    changed, info = compare([(p.outcome, p.audit) for p in processed], found.report, found.info)
+    return [replace(p, outcome=o) for p, o in zip(processed, changed)], info, tuple(o.key for o in found.report.outcomes)
+
+
+# ------------------------------------------------------------------ mode report
+
+
+def _read_reports(settings: Settings) -> list[Report]:
+    paths = _find_wheels(settings)
+    if not paths:
+        raise UsageError(f"mode report: no JSON report matches {' '.join(settings.wheels)}")
+    reports = []
+    for path in paths:
+        rel = _rel(path, settings.workspace)
+        try:
+            if os.path.getsize(path) > MAX_REPORT_JSON:
+                raise ValueError(f"more than {MAX_REPORT_JSON} bytes")
+            with open(path, encoding="utf-8") as f:
+                reports.append(Report.from_json(f.read()))
+        except UnicodeDecodeError:
+            raise InvalidWheel(rel, "not UTF-8: not a wheelvet JSON report") from None
+        except ValueError as exc:
+            raise InvalidWheel(rel, f"not a wheelvet JSON report: {exc}") from None
+        except OSError as exc:
+            raise UsageError(f"mode report: cannot read {rel} ({exc.strerror or exc})") from None
+    return reports
+
+
+def _missing_jobs(settings: Settings) -> tuple[str, ...]:
+    """Jobs of the reported run that did not succeed (cancelled, crashed, failed before reporting)."""
+    if not (settings.workflow_run_id and settings.token and settings.repository):
+        return ()
+    from github import GithubException
+
+    from .github.comment import make_client
+
+    try:
+        run = make_client(settings.api_url, settings.token, lazy=False).get_repo(settings.repository).get_workflow_run(
+            settings.workflow_run_id)
+        return tuple(f"{j.name} ({j.conclusion or j.status})" for j in run.jobs()
+                     if j.conclusion not in ("success", "skipped"))
+    except GithubException as exc:
+        commands.annotate("notice", f"could not list the reported run's jobs (GitHub answered {exc.status}); "
+                                    "legs that never reported are counted with expected-legs only")
+        return ()
+
+
+# ------------------------------------------------------------------ the run
 
 
 def run_action(environ: dict) -> int:
     settings = Settings.from_environment(environ)
     commands.mask(settings.token)
     commands.mask(settings.runtime_token)
-    out_dir = settings.wheel_dir if os.path.isabs(settings.wheel_dir) else os.path.join(settings.workspace, settings.wheel_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    _check_places(settings)
     run = Run()
+    leg: Leg | None = None
 
     if settings.mode == "report":
-        reports = []
-        for path in _find_wheels(settings):
-            with open(path, encoding="utf-8") as f:
-                reports.append(markdown.Report.from_json(f.read()))
-        if not reports:
-            raise UsageError(f"mode report: no JSON report matches {' '.join(settings.wheels)}")
-        report = markdown.combine(reports, report_id=settings.report_id)
+        reports = _read_reports(settings)
+        legs = merge_legs(g for r in reports for g in r.legs)
+        missing = list(_missing_jobs(settings))
+        if settings.expected_legs and len(legs) < settings.expected_legs and not missing:
+            missing.append(f"{settings.expected_legs - len(legs)} of {settings.expected_legs} legs")
+        report = Report(settings.report_id, _title(settings), legs, commit=settings.sha or (legs[-1].sha if legs else ""),
+                        run_url=settings.run_url, summary_url=settings.run_url,
+                        base=next((r.base for r in reports if r.base), None),
+                        expected_legs=settings.expected_legs, missing_legs=tuple(missing))
     else:
         env = _audit_environment(settings, environ)
         _before_repair(settings, env)
         wheels = _find_wheels(settings)
         if not wheels:
             raise UsageError(f"no wheel matches {' '.join(settings.wheels)} in {settings.workspace}")
+        os.makedirs(settings.out_dir, exist_ok=True)
+        key, label = leg_name(settings, wheels)
         for path in wheels:
-            with commands.group(f"wheelvet {settings.mode} {os.path.basename(path)}"):
-                _one_wheel(path, settings, env, out_dir, run)
-        report = markdown.Report(report_id=settings.report_id, title=_title(settings), jobs=(settings.job_label,),
-                                 outcomes=tuple(run.outcomes))
+            with commands.group(printable(f"wheelvet {settings.mode} {os.path.basename(path)}")):
+                _one_wheel(path, settings, env, run)
+        run.processed, base, base_keys = _compare_with_base(settings, run.processed)
+        leg = Leg(key, label, tuple(p.outcome for p in run.processed), workflow=settings.workflow, job=settings.job,
+                  run_id=int(settings.run_id) if settings.run_id.isdigit() else 0, run_attempt=settings.run_attempt,
+                  sha=settings.sha, updated=time.time(), base_keys=base_keys)
+        report = _report(settings, (leg,), base)
 
-    failed = _failed(settings, run) if settings.mode != "report" else any(o.status in ("failed", "error") for o in report.outcomes)
-    summary_url = f"{settings.server_url}/{settings.repository}/actions/runs/{settings.run_id}" if settings.run_id else None
-    body = markdown.render_markdown(report, summary_url=summary_url)
-    md_path = os.path.join(out_dir, REPORT_MD)
-    json_path = os.path.join(out_dir, REPORT_JSON)
-    _write_atomically(md_path, body)
+    os.makedirs(settings.out_dir, exist_ok=True)
+    md_path = os.path.join(settings.out_dir, REPORT_MD)
+    json_path = os.path.join(settings.out_dir, REPORT_JSON)
     _write_atomically(json_path, report.to_json())
-    # The step summary holds up to 1 MiB; the limit counts characters, so leave room.
-    commands.append_summary(settings.summary_file, markdown.render_markdown(report, max_chars=900_000))
 
+    service_failed = False
+    outputs = dict.fromkeys(OUTPUT_NAMES, "")
+    outputs.update({"wheels": "\n".join(_rel(p, settings.workspace) for p in run.outputs),
+                    "report": _rel(md_path, settings.workspace), "report-json": _rel(json_path, settings.workspace),
+                    "policy": _least_compatible(report)})
+    if leg is not None and settings.upload:
+        service_failed |= not _upload(settings, run, leg, json_path, outputs)
+        if outputs["artifact-url"]:
+            leg = replace(leg, artifact_url=outputs["artifact-url"])
+            report = _report(settings, (leg,), report.base)
+    failed = _gates(settings, report, run)
+
+    body = markdown.render_markdown(report)
+    _write_atomically(md_path, body)
+    # The step summary holds up to 1 MiB; the limit counts characters, so leave room: the full report.
+    commands.append_summary(settings.summary_file, markdown.render_markdown(report, max_chars=900_000, marker=False))
     for level, file, message in run.problems:
         commands.annotate(level, message, file=file, title="wheelvet")
 
-    outputs = {
-        "wheels": "\n".join(_rel(p, settings.workspace) for p in run.outputs),
-        "report": _rel(md_path, settings.workspace),
-        "report-json": _rel(json_path, settings.workspace),
-        "status": "failure" if failed else "success",
-        "policy": _least_compatible(run),
-        "artifact-id": "",
-        "artifact-url": "",
-        "comment-url": "",
-    }
-
-    upload_failed = False
-    if settings.upload and settings.mode == "repair" and run.outputs:
-        upload_failed = not _upload(settings, run, json_path, outputs)
-
-    comment_failed = False
-    mode = _comment_mode(settings, report)
-    if mode:
+    if settings.comment != "never" and settings.pull_request is not None and settings.token:
         try:
-            _comment(settings, body, mode, outputs)
+            _comment(settings, report, leg, outputs)
         except ServiceError as exc:
             commands.annotate("error", str(exc), title="wheelvet")
-            comment_failed = True
+            service_failed = True
 
     # A service that failed fails the step (exit 5) after the rest of the job ran.
-    if upload_failed or comment_failed:
-        outputs["status"] = "failure"
+    outputs["status"] = "failure" if (failed or service_failed) else "success"
     commands.write_outputs(settings.output_file, outputs)
-    print(f"wheelvet: {outputs['status']}: {len(run.outputs)} wheel(s); report in {outputs['report']}")
-    return max(EXIT_POLICY if failed else EXIT_OK, EXIT_SERVICE if (upload_failed or comment_failed) else EXIT_OK)
+    print(printable(f"wheelvet: {outputs['status']}: {len(run.outputs)} wheel(s); report in {outputs['report']}"))
+    return max(EXIT_POLICY if failed else EXIT_OK, EXIT_SERVICE if service_failed else EXIT_OK)
 
 
-def _comment(settings: Settings, body: str, mode: str, outputs: dict) -> None:
-    from .github.comment import CommentResult, PullRequestCommenter, make_client
+def _report(settings: Settings, legs, base: BaseInfo | None) -> Report:
+    legs = tuple(legs)
+    if base is not None and legs:
+        current = {o.key for g in legs for o in g.outcomes}
+        base_keys = {k for g in legs for k in g.base_keys}
+        base = replace(base, added=tuple(sorted(current - base_keys)) if base_keys else (),
+                       removed=tuple(sorted(base_keys - current)))
+    return Report(settings.report_id, _title(settings), legs, commit=settings.sha, run_url=settings.run_url,
+                  summary_url=settings.run_url, base=base, expected_legs=settings.expected_legs)
 
-    commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
+
+def _least_compatible(report: Report) -> str:
+    found = [p for p in (resolve(o.reached) for o in report.outcomes if o.reached) if p is not None]
+    return PolicySet.least(*found).name if found else ""
+
+
+def _upload(settings: Settings, run: Run, leg: Leg, json_path: str, outputs: dict) -> bool:
+    """This leg's artifacts: the wheels (mode repair) and, always, the JSON report."""
+    from .github.artifacts import ArtifactError, artifact_url, upload_artifact
+
+    if not settings.runtime_token or not settings.results_url:
+        commands.annotate("warning", "upload: ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL are not set; "
+                                     "no artifact (use upload: false and actions/upload-artifact instead)")
+        return True
+    uploads = [(REPORT_ARTIFACT_PREFIX + leg.key, [(REPORT_JSON, json_path)])]
+    if settings.mode == "repair" and run.outputs:
+        files = [(os.path.basename(p), p) for p in run.outputs] + [(REPORT_JSON, json_path)]
+        uploads.insert(0, (settings.artifact_name or f"wheelvet-{leg.key}", files))
+    ok = True
+    for n, (name, files) in enumerate(uploads):
+        try:
+            result = upload_artifact(name, files, runtime_token=settings.runtime_token, results_url=settings.results_url)
+        except ArtifactError as exc:
+            commands.annotate("error", f"artifact upload failed ({name}): {exc}")
+            ok = False
+            continue
+        if result.replaced:
+            commands.annotate("notice", f"artifact {name}: replaced the one an earlier attempt of this job left")
+        if n == 0 and len(uploads) == 2:
+            outputs["artifact-id"] = str(result.artifact_id)
+            if settings.repository and settings.run_id:
+                outputs["artifact-url"] = artifact_url(settings.server_url, settings.repository, settings.run_id,
+                                                       result.artifact_id)
+    return ok
+
+
+def _other_legs(settings: Settings, leg: Leg | None) -> list[Leg]:
+    """The parts other legs of this run uploaded (their report artifacts)."""
+    if leg is None or not settings.runtime_token or not settings.results_url:
+        return []
+    from .github.artifacts import ArtifactError, read_artifacts
+
+    try:
+        found = read_artifacts(REPORT_ARTIFACT_PREFIX, REPORT_JSON, runtime_token=settings.runtime_token,
+                               results_url=settings.results_url, skip=[REPORT_ARTIFACT_PREFIX + leg.key])
+    except ArtifactError as exc:
+        commands.annotate("notice", f"the other legs' reports could not be read ({exc}); the comment has the parts "
+                                    "the legs wrote themselves")
+        return []
+    legs = []
+    for data in found.values():
+        try:
+            legs += Report.from_json(data.decode("utf-8")).legs
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return legs
+
+
+def _comment(settings: Settings, report: Report, leg: Leg | None, outputs: dict) -> None:
+    from .github.comment import CommentResult, PullRequestCommenter, encode_legs, make_client
+
+    commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository,
+                                     settle=_settle())
     pr = settings.pull_request
     number = pr.number
     if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
@@ -247,41 +498,38 @@ def _comment(settings: Settings, body: str, mode: str, outputs: dict) -> None:
     if number is None:
         result = CommentResult("skipped", None, "no open pull request has this run's head commit")
     else:
-        result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
+        known = [*_other_legs(settings, leg), *report.legs]
+        create = settings.comment == "always" or _to_say(known) or bool(report.missing_legs)
+
+        def render(legs: tuple[Leg, ...]) -> str:
+            whole = _report(settings, legs, report.base) if leg is not None else replace(report, legs=legs)
+            return markdown.render_markdown(whole, data=encode_legs(whole.legs))
+
+        result = commenter.merge_legs(number, settings.report_id, known, render, create=create,
+                                      settle=leg is not None)
     if result.action == "skipped" and result.reason:
         commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
     elif result.url:
         outputs["comment-url"] = result.url
 
 
-def _upload(settings: Settings, run: Run, json_path: str, outputs: dict) -> bool:
-    from .github.artifacts import ArtifactError, artifact_url, upload_artifact
-
-    if not settings.runtime_token or not settings.results_url:
-        commands.annotate("warning", "upload: ACTIONS_RUNTIME_TOKEN / ACTIONS_RESULTS_URL are not set; "
-                                     "no artifact (use upload: false and actions/upload-artifact instead)")
-        return True
-    files = [(os.path.basename(p), p) for p in run.outputs] + [(os.path.basename(json_path), json_path)]
+def _settle() -> tuple[float, ...]:
+    """The comment's read-back delays; ``WHEELVET_COMMENT_SETTLE`` (seconds, comma-separated) for tests."""
+    raw = os.environ.get("WHEELVET_COMMENT_SETTLE", "")
     try:
-        result = upload_artifact(settings.artifact_name, files, runtime_token=settings.runtime_token,
-                                 results_url=settings.results_url)
-    except ArtifactError as exc:
-        commands.annotate("error", f"artifact upload failed: {exc}")
-        return False
-    outputs["artifact-id"] = str(result.artifact_id)
-    if settings.repository and settings.run_id:
-        outputs["artifact-url"] = artifact_url(settings.server_url, settings.repository, settings.run_id, result.artifact_id)
-    return True
+        return tuple(float(x) for x in raw.split(",") if x.strip()) if raw else (1.0, 2.0, 4.0)
+    except ValueError:
+        return (1.0, 2.0, 4.0)
 
 
 def _title(settings: Settings) -> str:
-    return f"wheelvet {settings.mode}" + (f" ({settings.job})" if settings.job else "")
+    return "wheelvet" + (f" · {settings.workflow}" if settings.workflow else "")
 
 
 def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{os.getpid()}.wheelvet-tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
         os.replace(tmp, path)
     finally:
@@ -306,4 +554,4 @@ def main(environ: dict | None = None) -> int:
         return EXIT_INTERNAL
 
 
-__all__ = ["main", "run_action"]
+__all__ = ["leg_name", "main", "run_action"]

@@ -36,18 +36,20 @@ KINDS = (
 # inputs.  ``{names}``, ``{policy}``, ``{image}`` are filled from the remedy.
 REMEDIES = {
     "build-older": ("build on an older toolchain: the {policy} image ({image})",
-                    "build in the {policy} image (e.g. {image})"),
+                    "build in the {policy} image ({image})"),
     "graft": ("graft {names} with `wheelvet repair`",
-              "graft {names} with wheelvet repair"),
+              "graft {names}: keep `mode: repair`"),
     "provide-library": ("make {names} findable so that it can be grafted (LD_LIBRARY_PATH, --ldpaths), or pass --exclude",
-                        "install {names} in the build image (before-repair) or pass --exclude"),
+                        "install {names} with `before-repair`, add its directory to `ld-library-path`, "
+                        "or list it in `exclude`"),
     "avoid-symbols": ("stop importing {names}, or target a less compatible policy",
-                      "avoid {names} or target a newer policy"),
+                      "stop importing {names}, or set `plat` to a less compatible policy"),
     "baseline-isa": ("build for the baseline (no -march=native), or pass --disable-isa-ext-check",
-                     "build for the baseline (no -march=native) or pass --disable-isa-ext-check"),
+                     "build for the baseline (no -march=native), or set `disable-isa-ext-check: true`"),
     "rebuild-pyfpe": ("rebuild with a current CPython (no PyFPE_jbuf)", "rebuild with a current CPython (no PyFPE_jbuf)"),
     "rebuild-wide-unicode": ("rebuild for a wide-unicode Python", "rebuild for a wide-unicode Python"),
-    "unlink-libpython": ("do not link libpython (repair drops it from DT_NEEDED)", "do not link libpython"),
+    "unlink-libpython": ("do not link libpython (repair drops it from DT_NEEDED)",
+                         "do not link libpython (mode `repair` drops it from DT_NEEDED)"),
     "fix-tag": ("fix the platform tag in the file name", "fix the platform tag in the file name"),
 }
 AUDIENCES = ("cli", "action")

@@ -103,6 +103,7 @@ class StoredArtifact:
     artifact_id: int | None = None  # set when finalized
     size: int | None = None
     digest: str | None = None
+    read_sas: str | None = None  # the query of the read URL GetSignedArtifactURL gave
 
     @property
     def data(self) -> bytes:
@@ -127,6 +128,7 @@ class FakeArtifactService:
                  artifact_id_as_number: bool = False, require_hash: bool = True,
                  leaky_errors: bool = False, first_artifact_id: int = 4_000_000_001) -> None:
         self.token = token
+        self.tokens = {token}  # every job of the run has a token of its own (accept() adds one)
         self.accepted_versions = tuple(accepted_versions)
         self.camel_case = camel_case  # answer with lowerCamelCase JSON names
         self.artifact_id_as_number = artifact_id_as_number
@@ -170,6 +172,15 @@ class FakeArtifactService:
 
     # --- test controls ---
 
+    def accept(self, token: str) -> str:
+        """Accept another job's runtime token (same run, its own job backend id)."""
+        with self._lock:
+            self.tokens.add(token)
+        return token
+
+    def deleted(self) -> list[str]:
+        return [r.body.decode() for r in self.twirp_requests("DeleteArtifact") if r.status == 200]
+
     def fail_next(self, count: int, status: int = 503, *, retry_after: str | int | None = None,
                   only: str | None = None, drop: bool = False, leak: bool = False) -> None:
         with self._lock:
@@ -209,9 +220,9 @@ class FakeArtifactService:
         with self._lock:
             return self._delays.pop(0) if self._delays else 0.0
 
-    def _token_ids(self) -> tuple[str, str] | None:
+    def _token_ids(self, token: str | None = None) -> tuple[str, str] | None:
         try:
-            payload = self.token.split(".")[1]
+            payload = (token or self.token).split(".")[1]
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (IndexError, ValueError):
             return None
@@ -317,28 +328,78 @@ def _make_handler(fake: FakeArtifactService):
             m = re.fullmatch(rf"/twirp/{re.escape(SERVICE)}/(\w+)", split.path)
             if method != "POST":
                 return self._twirp_error("bad_route", f"unsupported method {method} (only POST is allowed)")
-            if not m or m[1] not in ("CreateArtifact", "FinalizeArtifact"):
+            if not m or m[1] not in ("CreateArtifact", "FinalizeArtifact", "ListArtifacts", "DeleteArtifact",
+                                   "GetSignedArtifactURL"):
                 return self._twirp_error("bad_route", f"no handler for path {split.path!r}")
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype != "application/json":
                 return self._twirp_error("bad_route", f"unexpected Content-Type: {ctype!r}")
             if split.query:
                 fake.violations.append(f"query string on a Twirp call: {split.query}")
-            if self.headers.get("Authorization") != f"Bearer {fake.token}":
+            auth = self.headers.get("Authorization") or ""
+            presented = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+            if presented not in fake.tokens:
                 return self._twirp_error("unauthenticated", "invalid or missing bearer token")
             try:
                 req = json.loads((body or b"").decode("utf-8"))
                 assert isinstance(req, dict)
             except (ValueError, AssertionError):
                 return self._twirp_error("malformed", "the request body is not a JSON object")
-            ids = fake._token_ids()
+            ids = fake._token_ids(presented)
             if ids is None:
                 return self._twirp_error("unauthenticated", "the token has no Actions.Results scope")
             if (req.get("workflow_run_backend_id"), req.get("workflow_job_run_backend_id")) != ids:
                 return self._twirp_error("permission_denied", "the backend IDs are not the token's")
             if m[1] == "CreateArtifact":
                 return self._create(req, ids)
+            if m[1] == "ListArtifacts":
+                return self._list(req, ids)
+            if m[1] == "DeleteArtifact":
+                return self._delete(req, ids)
+            if m[1] == "GetSignedArtifactURL":
+                return self._signed_url(req, ids)
             return self._finalize(req, ids)
+
+        def _list(self, req: dict, ids: tuple[str, str]) -> None:
+            # Names are scoped to the run: every job of it sees every finalized artifact.
+            problem = self._fields(req, {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str,
+                                         "name_filter": str, "id_filter": (str, int)})
+            if problem:
+                return self._twirp_error("invalid_argument", problem)
+            with fake._lock:
+                found = [a for (run, _n), a in fake.artifacts.items() if run == ids[0] and a.artifact_id is not None
+                         and ("name_filter" not in req or a.name == req["name_filter"])]
+                rows = [{"workflow_run_backend_id": a.run_backend_id, "workflow_job_run_backend_id": a.job_backend_id,
+                         "database_id": str(a.artifact_id), "name": a.name, "size": str(a.size),
+                         "created_at": "2026-12-01T10:00:00Z", "digest": a.digest} for a in found]
+            self._answer({"artifacts": rows})
+
+        def _signed_url(self, req: dict, ids: tuple[str, str]) -> None:
+            problem = self._fields(req, {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str,
+                                         "name": str})
+            if problem:
+                return self._twirp_error("invalid_argument", problem)
+            with fake._lock:
+                art = fake.artifacts.get((ids[0], req.get("name", "")))
+                if art is None or art.artifact_id is None:
+                    return self._twirp_error("not_found", "no finalized artifact with that name on the workflow run")
+                se = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                sig = quote(base64.b64encode(b"READ" + secrets.token_bytes(24)).decode(), safe="")
+                art.read_sas = f"sv=2023-11-03&spr=https&se={quote(se, safe='')}&sr=b&sp=r&sig={sig}"
+            host = self.headers.get("Host") or f"127.0.0.1:{fake.server.server_address[1]}"
+            self._answer({"signed_url": f"http://{host}{art.blob_path}?{art.read_sas}"})
+
+        def _delete(self, req: dict, ids: tuple[str, str]) -> None:
+            problem = self._fields(req, {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str,
+                                         "name": str})
+            if problem:
+                return self._twirp_error("invalid_argument", problem)
+            with fake._lock:
+                art = fake.artifacts.get((ids[0], req.get("name", "")))
+                if art is None:
+                    return self._twirp_error("not_found", "no artifact with that name on the workflow run")
+                del fake.artifacts[(ids[0], art.name)]
+            self._answer({"ok": True, "artifact_id": str(art.artifact_id or 0)})
 
         def _fields(self, req: dict, allowed: dict) -> str | None:
             for key, value in req.items():
@@ -428,6 +489,10 @@ def _make_handler(fake: FakeArtifactService):
                 return self._azure_error(404, "ResourceNotFound", "The specified resource does not exist.")
             raw = split.query.split("&") if split.query else []
             sas_params = [p for p in raw if p.split("=")[0] in ("sv", "spr", "se", "sr", "sp", "sig")]
+            if method == "GET":  # Get Blob, with the read URL only
+                if art.read_sas is None or "&".join(sas_params) != art.read_sas or art.committed is None:
+                    return self._azure_error(403, "AuthenticationFailed", "Server failed to authenticate the request.")
+                return self._send(200, art.committed, "application/zip")
             if "&".join(sas_params) != art.sas_query:
                 return self._azure_error(403, "AuthenticationFailed",
                                          "Server failed to authenticate the request. Make sure the value of "

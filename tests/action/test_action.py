@@ -63,16 +63,19 @@ def test_repair_comment_created_then_edited(workspace, fake_github):
     assert p.returncode == 0, p.stdout + p.stderr
     runner = workspace.parent / "runner"
     out = parse_outputs(runner / "output")
+    from wheelvet.action import OUTPUT_NAMES
+
+    assert set(out) == set(OUTPUT_NAMES)
     assert out["status"] == "success"
     assert out["policy"].startswith("manylinux_")
     wheels = out["wheels"].splitlines()
-    assert len(wheels) == 1 and wheels[0].startswith("wheelhouse/") and "manylinux" in wheels[0]
+    assert len(wheels) == 1 and wheels[0].startswith("wheelvet-out/") and "manylinux" in wheels[0]
     names = zipfile.ZipFile(workspace / wheels[0]).namelist()
     assert any(n.startswith("pkg.libs/libA-") for n in names) and any(n.startswith("pkg.libs/libB-") for n in names)
-    assert out["report"] == "wheelhouse/wheelvet-report.md" and out["report-json"] == "wheelhouse/wheelvet-report.json"
+    assert out["report"] == "wheelvet-out/wheelvet-report.md" and out["report-json"] == "wheelvet-out/wheelvet-report.json"
     report = json.loads((workspace / out["report-json"]).read_text())
-    assert report["outcomes"][0]["status"] == "repaired"
-    assert {g["soname"] for g in report["outcomes"][0]["grafted"]} == {"libA.so.1", "libB.so.2"}
+    assert report["legs"][0]["outcomes"][0]["status"] == "repaired"
+    assert {g["soname"] for g in report["legs"][0]["outcomes"][0]["grafted"]} == {"libA.so.1", "libB.so.2"}
     comments = fake_github.comments[(REPO_NAME, 12)]
     assert len(comments) == 1 and out["comment-url"] == comments[0]["html_url"]
     assert "libA.so.1" in comments[0]["body"] and "<table" not in comments[0]["body"][:50]
@@ -138,14 +141,14 @@ def test_audit_mode_checks_without_writing_wheels(workspace, fake_github):
     assert p.returncode == 0, p.stdout
     out = parse_outputs(workspace.parent / "runner" / "output")
     assert out["status"] == "success" and out["wheels"] == "dist/pkg-1.0-cp311-cp311-linux_x86_64.whl"
-    assert not any(Path(workspace, "wheelhouse").glob("*.whl"))
+    assert not any(Path(workspace, "wheelvet-out").glob("*.whl"))
     # manylinux2014 is not: its libraries are outside the wheel
     env = runner_env(workspace, fake_github, mode="audit", plat="manylinux2014")
     p = run_action(env, workspace)
     assert p.returncode == 1
-    assert "does not meet manylinux2014" in p.stdout
-    report = json.loads((workspace / "wheelhouse" / "wheelvet-report.json").read_text())
-    assert report["outcomes"][0]["status"] == "failed"
+    assert "cannot be manylinux_2_17_x86_64: needs libA.so.1" in p.stdout
+    report = json.loads((workspace / "wheelvet-out" / "wheelvet-report.json").read_text())
+    assert report["legs"][0]["outcomes"][0]["status"] == "failed"
 
 
 def test_before_repair_runs_first_and_its_failure_stops_the_step(workspace, fake_github):
@@ -163,10 +166,12 @@ def test_report_mode_combines_job_reports_into_one_comment(workspace, fake_githu
     reports = workspace / "reports"
     (reports / "a").mkdir(parents=True)
     (reports / "b").mkdir()
-    data = json.loads((workspace / "wheelhouse" / "wheelvet-report.json").read_text())
+    data = json.loads((workspace / "wheelvet-out" / "wheelvet-report.json").read_text())
     (reports / "a" / "wheelvet-report.json").write_text(json.dumps(data))
-    data["jobs"] = ["ci aarch64"]
-    data["outcomes"][0]["wheel"] = "pkg-1.0-cp311-cp311-linux_aarch64.whl"
+    data["legs"][0]["key"] = "wheels-cp311-linux_aarch64"
+    data["legs"][0]["label"] = "wheels · cp311 · linux_aarch64"
+    data["legs"][0]["outcomes"][0]["wheel"] = "pkg-1.0-cp311-cp311-linux_aarch64.whl"
+    data["legs"][0]["outcomes"][0]["claimed"] = ["linux_aarch64"]
     (reports / "b" / "wheelvet-report.json").write_text(json.dumps(data))
     env = runner_env(workspace, fake_github, mode="report", wheels="reports/*/wheelvet-report.json", **{"report-id": "wheels"})
     p = run_action(env, workspace)
@@ -184,9 +189,9 @@ def test_token_never_leaks(workspace, fake_github):
     runner = workspace.parent / "runner"
     places = [p.stderr, (runner / "output").read_text(), (runner / "summary").read_text()]
     places += [c["body"] for c in fake_github.comments[(REPO_NAME, 12)]]
-    places += [f.read_text(errors="replace") for f in (workspace / "wheelhouse").glob("*.json")]
-    places += [f.read_text(errors="replace") for f in (workspace / "wheelhouse").glob("*.md")]
-    for whl in (workspace / "wheelhouse").glob("*.whl"):
+    places += [f.read_text(errors="replace") for f in (workspace / "wheelvet-out").glob("*.json")]
+    places += [f.read_text(errors="replace") for f in (workspace / "wheelvet-out").glob("*.md")]
+    for whl in (workspace / "wheelvet-out").glob("*.whl"):
         places.append(whl.read_bytes().decode("latin-1"))
     assert all(token not in text for text in places)
     # stdout carries it exactly once: in the ::add-mask:: command that hides it
@@ -216,7 +221,7 @@ def test_artifact_upload_through_the_artifact_service(workspace, fake_github):
         files = stored.files()
         wheel = out["wheels"]
         assert files[Path(wheel).name] == (workspace / wheel).read_bytes()
-        assert json.loads(files["wheelvet-report.json"])["outcomes"][0]["status"] == "repaired"
+        assert json.loads(files["wheelvet-report.json"])["legs"][0]["outcomes"][0]["status"] == "repaired"
         assert not service.violations
         assert token not in p.stdout.replace(f"::add-mask::{token}", "") and token not in p.stderr
 
@@ -260,15 +265,25 @@ def test_workflow_run_from_a_fork_finds_its_pull_request_by_head(workspace, fake
     assert len(fake_github.comments[(REPO_NAME, 41)]) == 1 and (REPO_NAME, 40) not in fake_github.comments
 
 
-def test_a_tag_the_wheel_does_not_meet_is_dropped_with_a_warning(workspace, fake_github, tmp_path):
+def test_a_mislabelled_wheel_fails_the_step_and_is_written_honestly(workspace, fake_github, tmp_path):
+    """A manylinux2014 wheel that needs GLIBC_2.29: no green anywhere; the wheel
+    written under the tag it meets; the symbol and file named."""
     ext = build_extension(tmp_path / "m", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
     for old in (workspace / "dist").iterdir():
         old.unlink()
     write_wheel(workspace / "dist" / "m-1.0-cp311-cp311-manylinux2014_x86_64.whl", {f"m/{ext.name}": ext.read_bytes()},
                 tag="cp311-cp311-manylinux2014_x86_64")
     p = run_action(runner_env(workspace, fake_github), workspace)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert re.search(r"^::warning file=dist/m-1\.0-cp311-cp311-manylinux2014_x86_64\.whl,title=wheelvet::.*claimed manylinux2014_x86_64, which it does not meet", p.stdout, re.M)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"^::error file=dist/m-1\.0-cp311-cp311-manylinux2014_x86_64\.whl,title=wheelvet::.*claims "
+                     r"manylinux2014_x86_64 but needs GLIBC_2\.29 from libm\.so\.6 \(exp in m/mathy", p.stdout, re.M)
+    out = parse_outputs(workspace.parent / "runner" / "output")
+    assert out["status"] == "failure"
+    (written,) = out["wheels"].splitlines()
+    assert "manylinux2014" not in written and "manylinux_2_17" not in written
+    body = fake_github.comments[(REPO_NAME, 12)][0]["body"]
+    assert "✅" not in body.split("<sub>")[0]
+    assert "❌ mislabelled" in body and "`GLIBC_2.29`" in body and "m/mathy" in body
 
 
 def test_names_from_wheels_never_reach_a_shell(workspace, fake_github, tmp_path):

@@ -315,19 +315,49 @@ def test_the_error_is_not_chained_to_an_exception_holding_the_url(fake, files):
 # --- what the service refuses ---
 
 
-def test_a_second_artifact_with_the_same_name_is_refused(fake, files):
+def test_a_second_artifact_with_the_same_name_is_refused_without_overwrite(fake, files):
     upload(fake, files)
     with pytest.raises(ArtifactError, match=r"HTTP 409 \(already_exists: an artifact with this name already exists"):
-        upload(fake, files)
+        upload(fake, files, overwrite=False)
     assert len(fake.finalized()) == 1
+
+
+def test_a_rerun_replaces_what_its_earlier_attempt_left(fake, files, tmp_path):
+    """Attempt 2 of a job (a new job backend id, the same run) uploads the same
+    name: list, delete, create, as upload-artifact's overwrite does."""
+    first = upload(fake, files)
+    second_attempt = fake.accept(runtime_token(RUN_ID, "job-backend-attempt-2"))
+    (tmp_path / "new.txt").write_text("attempt 2")
+    again = upload(fake, [("new.txt", str(tmp_path / "new.txt"))], runtime_token=second_attempt)
+    assert again.replaced and not first.replaced and again.artifact_id != first.artifact_id
+    (stored,) = fake.finalized()
+    assert stored.files() == {"new.txt": b"attempt 2"} and stored.job_backend_id == "job-backend-attempt-2"
+    assert [json.loads(b)["name"] for b in fake.deleted()] == ["wheelvet-build"]
+    methods = [r.path.rsplit("/", 1)[1] for r in fake.twirp_requests()]
+    assert methods[-5:] == ["CreateArtifact", "ListArtifacts", "DeleteArtifact", "CreateArtifact", "FinalizeArtifact"]
 
 
 def test_the_same_name_in_another_run_is_fine(fake, files):
     upload(fake, files)
-    other = runtime_token("another-run", JOB_ID)
-    fake.token = other
-    upload(fake, files, runtime_token=other)
-    assert len(fake.finalized()) == 2
+    other = fake.accept(runtime_token("another-run", JOB_ID))
+    result = upload(fake, files, runtime_token=other)
+    assert len(fake.finalized()) == 2 and not result.replaced and not fake.deleted()
+
+
+def test_other_legs_reports_are_read_from_the_run(fake, tmp_path):
+    from wheelvet.github.artifacts import read_artifacts
+
+    for leg in ("a", "b"):
+        token = fake.accept(runtime_token(RUN_ID, f"job-{leg}"))
+        report = tmp_path / leg / "wheelvet-report.json"
+        report.parent.mkdir()
+        report.write_text(f'{{"leg": "{leg}"}}')
+        upload(fake, [("wheelvet-report.json", str(report))], name=f"wheelvet-report-{leg}", runtime_token=token)
+    upload(fake, [("x.txt", str(report))], name="something-else")
+    found = read_artifacts("wheelvet-report-", "wheelvet-report.json", runtime_token=TOKEN, results_url=fake.url,
+                           skip=["wheelvet-report-b"])
+    assert found == {"wheelvet-report-a": b'{"leg": "a"}'}
+    assert not fake.violations  # the read URL went to the blob store without the token
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "a\\b", 'say "hi"', "a:b", "a?"])
@@ -351,8 +381,8 @@ def test_invalid_file_lists(fake, tmp_path, files):
 
 
 def test_files_in_subdirectories_keep_their_paths(fake, files):
-    upload(fake, [("wheelhouse/" + files[0][0], files[0][1]), files[1]])
-    assert set(fake.artifact("wheelvet-build").files()) == {"wheelhouse/" + files[0][0], files[1][0]}
+    upload(fake, [("wheelvet-out/" + files[0][0], files[0][1]), files[1]])
+    assert set(fake.artifact("wheelvet-build").files()) == {"wheelvet-out/" + files[0][0], files[1][0]}
 
 
 # --- the fake checks what the real service checks ---
@@ -386,7 +416,10 @@ def test_fake_refuses_what_the_service_refuses(fake):
     assert _call(fake, "CreateArtifact", {**IDS, "name": "a", "version": 4, "expiresAt": "x"})[0] == 400
     assert _call(fake, "CreateArtifact", {**IDS, "name": "a", "version": 4}, content_type="text/plain")[0] == 404
     assert _call(fake, "CreateArtifact", {**IDS, "workflow_run_backend_id": "x", "name": "a", "version": 4})[0] == 403
-    assert _call(fake, "ListArtifacts", {**IDS})[0] == 404
+    assert _call(fake, "UploadArtifact", {**IDS})[0] == 404
+    assert _call(fake, "ListArtifacts", {**IDS}) == (200, {"artifacts": []})
+    assert _call(fake, "DeleteArtifact", {**IDS, "name": "none"})[0] == 404
+    assert _call(fake, "GetSignedArtifactURL", {**IDS, "name": "none"})[0] == 404
     status, answer = _call(fake, "CreateArtifact", {**IDS, "name": "a", "version": 4})
     assert status == 200 and answer["ok"] is True
     url = answer["signed_upload_url"]

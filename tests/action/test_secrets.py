@@ -55,7 +55,7 @@ def test_a_token_no_service_would_take_is_refused_unprinted(workspace, fake_gith
         assert secret not in p.stderr
         assert secret not in p.stdout.replace(f"::add-mask::{secret}", "")
     assert fake_github.requests == []  # refused before anything was sent
-    assert not (workspace / "wheelhouse").exists()  # nor written
+    assert not (workspace / "wheelvet-out").exists()  # nor written
     assert parse_outputs(workspace.parent / "runner" / "output") == {}
 
 

@@ -121,7 +121,8 @@ def test_consistent_wheels_with_mutated_elf_files_audit_plan_and_render(case):
         audit = analysis.audit
         render_text([audit])
         render_json([audit])
-        report = markdown.Report(report_id="fuzz", outcomes=(markdown.outcome_from_audit(audit, input_size=1),))
+        leg = markdown.Leg("fuzz", "fuzz", (markdown.outcome_from_audit(audit, input_size=1),))
+        report = markdown.Report(report_id="fuzz", legs=(leg,))
         markdown.render_markdown(report)
         if audit.error is None and not audit.pure:
             try:

@@ -28,6 +28,7 @@ import base64
 import email.utils
 import hashlib
 import http.client
+import io
 import json
 import os
 import random
@@ -68,7 +69,12 @@ _SIG_PARAM = re.compile(r"(?i)\b(sig=)[^&\s\"'<>]+")
 
 class ArtifactError(ServiceError):
     """An artifact upload that failed.  The message is one line and holds no
-    secret (neither the runtime token nor the signed URL's query string)."""
+    secret (neither the runtime token nor the signed URL's query string).
+    ``status`` is the HTTP status of the answer that failed, when there was one."""
+
+    def __init__(self, message: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class UploadResult:
     artifact_id: int
     size: int  # bytes of the zip
     sha256: str  # hex digest of the zip
+    replaced: bool = False  # an artifact of that name (an earlier attempt's) was deleted first
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ def upload_artifact(
     block_size: int = BLOCK_SIZE,
     backoff_base: float = 3.0,
     max_retry_wait: float = 60.0,
+    overwrite: bool = True,
 ) -> UploadResult:
     """Upload ``files`` -- ``(name in the archive, local path)`` pairs -- as
     the workflow artifact ``name`` (downloaded as ``<name>.zip``).
@@ -139,7 +147,9 @@ def upload_artifact(
     a failed request is retried at most ``retries`` times, waiting
     ``backoff_base * 1.5**n`` seconds (with jitter) or what ``Retry-After``
     asks, never more than ``max_retry_wait`` seconds at a time: a server that
-    asks for longer fails the upload at once.
+    asks for longer fails the upload at once.  With ``overwrite`` (the
+    default) an artifact of the same name already in the run is deleted and
+    the upload made again.
     """
     _check_name(name)
     entries = _check_files(files)
@@ -162,7 +172,16 @@ def upload_artifact(
     expires_at = _expiration(retention_days, max_retention_days)
     if expires_at:
         create["expires_at"] = expires_at
-    answer = client.twirp("CreateArtifact", create)
+    replaced = False
+    try:
+        answer = client.twirp("CreateArtifact", create)
+    except ArtifactError as exc:
+        # A name is unique in a workflow run: what an earlier attempt of this
+        # job left (a re-run) is replaced, as upload-artifact's overwrite does.
+        if exc.status != 409 or not overwrite:
+            raise
+        replaced = _delete(client, ids, name)
+        answer = client.twirp("CreateArtifact", create)
     if answer.get("ok") is not True:
         raise ArtifactError("CreateArtifact: the artifact service answered without ok")
     signed_url = answer.get("signed_upload_url", answer.get("signedUploadUrl"))
@@ -195,7 +214,53 @@ def upload_artifact(
         artifact_id = 0
     if isinstance(raw_id, bool) or artifact_id <= 0:
         raise ArtifactError("FinalizeArtifact: the artifact service gave no artifact ID")
-    return UploadResult(artifact_id=artifact_id, size=size, sha256=digest)
+    return UploadResult(artifact_id=artifact_id, size=size, sha256=digest, replaced=replaced)
+
+
+def read_artifacts(prefix: str, member: str, *, runtime_token: str, results_url: str, skip: Iterable[str] = (),
+                   timeout: float = 30, retries: int = 2, max_bytes: int = 16 << 20) -> dict[str, bytes]:
+    """``member`` of each finalized artifact of this workflow run whose name
+    starts with ``prefix`` (the other legs' reports): name -> bytes.  An
+    artifact that cannot be read is left out; the service failing raises."""
+    ids = backend_ids(runtime_token)
+    client = _Client(runtime_token, _results_origin(results_url), timeout=timeout, retries=retries,
+                     backoff_base=1.0, max_retry_wait=10.0)
+    scope = {"workflow_run_backend_id": ids.workflow_run_backend_id,
+             "workflow_job_run_backend_id": ids.workflow_job_run_backend_id}
+    names = sorted({a["name"] for a in client.twirp("ListArtifacts", scope).get("artifacts") or []
+                    if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].startswith(prefix)}
+                   - set(skip))
+    out = {}
+    for name in names:
+        answer = client.twirp("GetSignedArtifactURL", {**scope, "name": name})
+        url = answer.get("signed_url", answer.get("signedUrl"))
+        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+            continue
+        client.add_signed_url(url)
+        try:
+            data = client.request("GET", url, None, {"x-ms-version": AZURE_STORAGE_VERSION}, "Get Blob")
+            if len(data) > max_bytes:
+                continue
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                info = zf.getinfo(member)
+                if info.file_size <= max_bytes:
+                    out[name] = zf.read(info)
+        except (ArtifactError, KeyError, zipfile.BadZipFile, OSError, ValueError):
+            continue  # one unreadable leg: its part stays out
+    return out
+
+
+def _delete(client: _Client, ids: BackendIds, name: str) -> bool:
+    """Delete the run's artifact ``name`` (ListArtifacts by name, then DeleteArtifact)."""
+    scope = {"workflow_run_backend_id": ids.workflow_run_backend_id,
+             "workflow_job_run_backend_id": ids.workflow_job_run_backend_id}
+    found = client.twirp("ListArtifacts", {**scope, "name_filter": name}).get("artifacts") or []
+    if not any(isinstance(a, dict) and a.get("name") == name for a in found):
+        return False
+    answer = client.twirp("DeleteArtifact", {**scope, "name": name})
+    if answer.get("ok") is not True:
+        raise ArtifactError("DeleteArtifact: the artifact service answered without ok")
+    return True
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -395,6 +460,7 @@ class _Client:
         attempt = 0
         while True:
             retry_after: float | None = None
+            status: int | None = None
             try:
                 req = urllib.request.Request(url, data=body, method=method, headers=headers)
                 with self._opener.open(req, timeout=self._timeout) as resp:
@@ -413,7 +479,7 @@ class _Client:
                 retryable = True
             attempts = f" after {attempt + 1} attempts" if attempt else ""
             if not retryable or attempt >= self._retries:
-                raise ArtifactError(self.redact(f"{what} failed{attempts}: {problem}"))
+                raise ArtifactError(self.redact(f"{what} failed{attempts}: {problem}"), status)
             wait = self._backoff(attempt)
             if retry_after is not None:
                 if retry_after > self._max_retry_wait:

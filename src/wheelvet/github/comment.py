@@ -1,5 +1,16 @@
-"""One pull-request comment per report id, found again by its hidden marker
-(:func:`wheelvet.report.markup.report_marker`, the one the report is rendered with).
+"""The pull request's one wheelvet comment, shared by every leg of a matrix.
+
+The comment starts with the report's hidden marker
+(:func:`wheelvet.report.markup.report_marker`, the one it is rendered with)
+and ends with a hidden data block holding every leg's part of the report.  A
+leg reads the comment, merges its own part in by leg key (a re-run replaces
+its earlier attempt's), renders the whole report again and writes it; then it
+reads it back after a short wait, a few times, and merges again if a leg that
+finished at the same moment wrote over it.  Two legs that both found no
+comment and both created one are reconciled the same way: the oldest comment
+is kept, the others merged into it and deleted.  GitHub offers no conditional
+update for comments, so this is optimistic: a part is lost only if another
+leg's read-modify-write spans the whole settle window (``SETTLE``).
 
 All calls go through PyGithub, given the API base URL (``api-url``), so a
 GitHub Enterprise server works too.  The class is handed its client, so tests
@@ -8,12 +19,27 @@ point it at a local fake of the REST API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+import json
+import random
+import re
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
 
 from github import Auth, Github, GithubException
 
 from ..errors import ServiceError
 from ..report.markup import report_marker
+from ..report.view import Leg, merge_legs
+
+DATA_PREFIX = "<!-- wheelvet-data v2 "
+_DATA_RE = re.compile(r"<!-- wheelvet-data v2 ([A-Za-z0-9+/=]*) -->")
+SETTLE = (1.0, 2.0, 4.0)  # seconds between the write and each read-back
+ROUNDS = 8  # merges before giving up
+MAX_DATA = 256 << 10  # a data block decodes to at most this many bytes
 
 
 class CommentError(ServiceError):
@@ -27,15 +53,49 @@ class CommentResult:
     reason: str | None = None
 
 
-def make_client(api_url: str, token: str, *, timeout: int = 20, retries: int = 3) -> Github:
-    return Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=retries, lazy=True,
+def encode_legs(legs: Sequence[Leg]) -> str:
+    """The hidden block that carries the legs' parts (compressed JSON)."""
+    raw = json.dumps([asdict(g) for g in legs], separators=(",", ":")).encode()
+    return DATA_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode() + " -->"
+
+
+def decode_legs(body: str | None) -> list[Leg]:
+    """The legs a comment carries; none from a block that is damaged or not ours."""
+    m = _DATA_RE.search(body or "")
+    if not m:
+        return []
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(m.group(1), validate=True), MAX_DATA)
+        if inflater.unconsumed_tail:
+            return []
+        return [Leg.from_dict(g) for g in json.loads(raw)]
+    except (binascii.Error, zlib.error, ValueError, TypeError, RecursionError):
+        return []
+
+
+def make_client(api_url: str, token: str, *, timeout: int = 20, retries: int = 3, lazy: bool = True) -> Github:
+    """PyGithub for ``api_url``; ``lazy`` objects make no request until used (the comment's
+    calls), eager ones fetch what they name (the Actions API, whose lists need the objects' URLs)."""
+    return Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=retries, lazy=lazy,
                   seconds_between_requests=0, seconds_between_writes=0)
 
 
+def _forbidden(exc: GithubException) -> str | None:
+    """Why GitHub refused (a fork's read-only token...), or None for another failure."""
+    if exc.status in (401, 403, 404):
+        message = (exc.data or {}).get("message") if isinstance(exc.data, dict) else None
+        return f"GitHub answered {exc.status}{': ' + message if message else ''}"
+    return None
+
+
 class PullRequestCommenter:
-    def __init__(self, client: Github, repository: str) -> None:
+    def __init__(self, client: Github, repository: str, *, settle: Sequence[float] = SETTLE,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.repository = repository
+        self.settle = tuple(settle)
+        self.sleep = sleep
 
     def find_pull_request(self, head_repo: str, head_branch: str, head_sha: str) -> int | None:
         """The open pull request whose head is ``head_repo:head_branch`` at
@@ -46,34 +106,78 @@ class PullRequestCommenter:
                 if pr.head.sha == head_sha:
                     return pr.number
         except GithubException as exc:
-            if exc.status in (401, 403, 404):
+            if _forbidden(exc):
                 return None
             raise CommentError(f"could not look up the pull request: GitHub answered {exc.status}") from None
         return None
 
     def upsert(self, number: int, report_id: str, body: str, *, create: bool = True) -> CommentResult:
-        """Edit the report's comment in place, or create it (unless not
-        ``create``); never a second copy."""
+        """Write ``body`` as the report's comment: the oldest one with its
+        marker is edited, duplicates deleted, one created unless not ``create``."""
+        return self.merge_legs(number, report_id, (), lambda _legs: body, create=create, settle=False)
+
+    def merge_legs(self, number: int, report_id: str, legs: Sequence[Leg], render: Callable[[tuple[Leg, ...]], str], *,
+                   create: bool = True, settle: bool = True) -> CommentResult:
+        """Merge ``legs`` into the comment's, render them all with ``render``
+        (whose body must carry them: :func:`encode_legs`), write, and (with
+        ``settle``) make sure the parts survive legs that write at the same time."""
         tag = report_marker(report_id)
-        if not body.startswith(tag):
-            body = f"{tag}\n{body}"
+        ours = list(legs)
         try:
             issue = self.client.get_repo(self.repository).get_issue(number)
-            mine = None
-            for c in issue.get_comments():
-                if (c.body or "").startswith(tag):
-                    mine = c
-                    break
-            if mine is not None:
-                mine.edit(body)
-                return CommentResult("updated", mine.html_url)
-            if not create:
-                return CommentResult("skipped")
-            created = issue.create_comment(body)
-            return CommentResult("created", created.html_url)
+            action = "updated"
+            for _round in range(ROUNDS):
+                mine = self._mine(issue, tag)
+                merged = merge_legs([*(g for c in mine for g in decode_legs(c.body)), *ours])
+                body = render(merged)
+                if not body.startswith(tag):
+                    body = f"{tag}\n{body}"
+                if not mine:
+                    if not create:
+                        return CommentResult("skipped")
+                    primary = issue.create_comment(body)
+                    action = "created"
+                else:
+                    primary = mine[0]
+                    if primary.body != body:
+                        primary.edit(body)
+                    for duplicate in mine[1:]:
+                        self._delete(duplicate)
+                if not settle or self._settled(issue, tag, primary.id, ours):
+                    return CommentResult(action, primary.html_url)
+            raise CommentError(f"the pull-request comment kept changing under {ROUNDS} merges: too many legs "
+                               "writing at once")
         except GithubException as exc:
-            if exc.status in (401, 403, 404):
-                # e.g. a pull request from a fork: the token cannot write here
-                message = (exc.data or {}).get("message") if isinstance(exc.data, dict) else None
-                return CommentResult("skipped", None, f"GitHub answered {exc.status}{': ' + message if message else ''}")
+            why = _forbidden(exc)
+            if why:  # e.g. a pull request from a fork: the token cannot write here
+                return CommentResult("skipped", None, why)
             raise CommentError(f"could not post the pull-request comment: GitHub answered {exc.status}") from None
+
+    @staticmethod
+    def _mine(issue, tag: str) -> list:
+        return sorted((c for c in issue.get_comments() if (c.body or "").startswith(tag)), key=lambda c: c.id)
+
+    def _settled(self, issue, tag: str, primary_id: int, legs: Sequence[Leg]) -> bool:
+        """Read the comment back after each settle delay: one comment, still
+        holding each of ``legs`` (or a newer part of the same leg)."""
+        for delay in self.settle:
+            self.sleep(delay * random.uniform(0.75, 1.25))
+            mine = self._mine(issue, tag)
+            if len(mine) != 1 or mine[0].id != primary_id:
+                return False
+            have = {g.key: g for g in decode_legs(mine[0].body)}
+            if any(g.key not in have or (have[g.key].run_id, have[g.key].run_attempt, have[g.key].updated)
+                   < (g.run_id, g.run_attempt, g.updated) for g in legs):
+                return False
+        return True
+
+    @staticmethod
+    def _delete(comment) -> None:
+        try:
+            comment.delete()
+        except GithubException as exc:
+            if exc.status != 404:  # another leg deleted it first
+                raise
+
+
+__all__ = ["CommentError", "CommentResult", "PullRequestCommenter", "decode_legs", "encode_legs", "make_client"]

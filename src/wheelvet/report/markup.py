@@ -65,6 +65,12 @@ def md_code(value: object) -> str:
     return Safe(f"{fence}{text}{fence}")
 
 
+def md_cell_code(value: object) -> str:
+    """A code span inside a table cell: ``|`` escaped so that it cannot split
+    the cell (GFM reads ``\\|`` as a pipe even inside a code span)."""
+    return Safe(md_code(value).replace("|", "\\|"))
+
+
 def html_text(value: object) -> str:
     """Text inside an HTML block (``<summary>``) or an HTML element."""
     return Safe(html.escape(_no_refs(_clean(value)), quote=True))
@@ -97,4 +103,4 @@ def link(url: str | None) -> str | None:
     return Safe(quote(url, safe=":/?#&=%+,;@!$*", errors="surrogatepass"))
 
 
-__all__ = ["Safe", "html_text", "human_size", "link", "md_code", "md_text", "report_marker"]
+__all__ = ["Safe", "html_text", "human_size", "link", "md_cell_code", "md_code", "md_text", "report_marker"]
