@@ -92,6 +92,33 @@ class MemberStream:
 
     # -- the stream --------------------------------------------------------
 
+    def _inflate(self, want: int) -> bytes:
+        """Up to ``want`` inflated bytes, feeding the inflater compressed
+        input as it needs it and draining what it holds once the input is
+        all in; b"" only at the end of the deflate stream, or when the
+        compressed data is spent and the inflater has nothing left.
+
+        (An inflater asked for at most ``want`` bytes may consume all its
+        input and still hold output: that must be drained with empty input,
+        not taken for the end of the data.)"""
+        inflater = self._inflater
+        while not inflater.eof:
+            if not self._tail and self._pos < self._end:
+                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
+                if not self._tail:  # the archive is shorter than its directory says
+                    self._end = self._pos
+                self._pos += len(self._tail)
+            fed = len(self._tail)
+            piece = inflater.decompress(self._tail, want)
+            # (at the end of the stream, what is left of the input is in
+            # unused_data; zlib leaves a copy in unconsumed_tail too)
+            self._tail = b"" if inflater.eof else inflater.unconsumed_tail
+            if piece:
+                return piece
+            if not fed:  # nothing to feed, and draining gave nothing
+                return b""
+        return b""
+
     def _more(self) -> bytes:
         """The next inflated piece (at most CHUNK bytes), b"" at the end."""
         want = min(CHUNK, self._size - self._made)
@@ -101,20 +128,7 @@ class MemberStream:
             piece = os.pread(self._fd, min(want, self._end - self._pos), self._pos)
             self._pos += len(piece)
         else:
-            piece = b""
-            while not piece:
-                if not self._tail:
-                    if self._pos >= self._end or self._inflater.eof:
-                        break
-                    self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
-                    if not self._tail:
-                        break
-                    self._pos += len(self._tail)
-                piece = self._inflater.decompress(self._tail, want)
-                self._tail = self._inflater.unconsumed_tail
-                if self._inflater.eof:
-                    self._tail = b""
-                    break
+            piece = self._inflate(want)
         if not piece:
             raise MemberProblem(f"holds {self._made} bytes, not the {self._size} declared")
         self._made += len(piece)
@@ -160,22 +174,25 @@ class MemberStream:
         except INFLATE_ERRORS as exc:
             return f"bad deflate data ({exc})"
         # The deflate stream must end right after the declared size: more
-        # output means the sizes lie (checked a byte at a time, so a bomb
+        # output means the sizes lie (asked for a byte at a time, so a bomb
         # behind a small declared size is never inflated).
-        while self._inflater is not None and not self._inflater.eof:
-            if not self._tail:
-                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
-                self._pos += len(self._tail)
-                if not self._tail:
-                    return "compressed data ends before the end of its deflate stream"
+        if self._inflater is not None and not self._inflater.eof:
             try:
-                extra = self._inflater.decompress(self._tail, 1)
+                extra = self._inflate(1)
             except INFLATE_ERRORS as exc:
                 return f"bad deflate data ({exc})"
             if extra:
                 return f"inflates to more than the {self._size} bytes declared"
-            self._tail = self._inflater.unconsumed_tail
-        if self._inflater is None and self._pos != self._end:
+            if not self._inflater.eof:
+                return "compressed data ends before the end of its deflate stream"
+        if self._inflater is not None:
+            # Bytes inside the member's compressed size but after its deflate
+            # stream: a reader that finds the end of a member by its deflate
+            # stream (a streaming unzip) would look for the next entry there.
+            trailing = len(self._inflater.unused_data) + (self._end - self._pos)
+            if trailing:
+                return f"{trailing} bytes of compressed data follow the end of its deflate stream"
+        elif self._pos != self._end:
             return f"stores {self._end - self._pos + self._made} bytes, not the {self._size} declared"
         if self._crc != self._crc_expected:
             return f"CRC-32 {self._crc:08x} does not match the {self._crc_expected:08x} recorded in the archive"
