@@ -16,8 +16,10 @@ before it is used: a hostile file gives :class:`InvalidElf`, never an
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
@@ -519,9 +521,49 @@ def parse_elf(data: bytes | bytearray | memoryview, name: str = "") -> ElfFacts:
         raise InvalidElf(f"malformed ELF structure ({exc})", name) from None
 
 
+class NotRegularFile(OSError):
+    """A path that leads (links followed) to something other than a regular
+    file: a fifo, a device, a socket, a directory.  ``kind`` names it."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path}: not a regular file ({kind})")
+        self.kind = kind
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """The regular file at ``path`` (symbolic links followed), opened for reading.
+
+    Checking before opening is not enough: ``open`` itself blocks on a fifo,
+    and the path can change between a check and the open.  So the file is
+    opened without blocking and the *descriptor* is checked with ``fstat``;
+    whatever is read afterwards comes from that descriptor.  Raises
+    :class:`NotRegularFile` (an ``OSError``), or the ``OSError`` of the open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and stat.S_ISSOCK(os.stat(path).st_mode):  # a socket cannot be opened
+            raise NotRegularFile(os.fspath(path), "a socket") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise NotRegularFile(os.fspath(path), kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_elf_file(path: str | os.PathLike[str]) -> ElfFacts:
     """Facts of an ELF file on disk (memory-mapped; only touched pages are read)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise InvalidElf("empty file", os.fspath(path))

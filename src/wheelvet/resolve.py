@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Iterable, Mapping, Protocol
 
-from .elf import ElfFacts, read_elf_file
+from .elf import ElfFacts, open_regular, read_elf_file
 from .errors import InvalidElf
 
 WHEEL_ROOT = "/\0wheel"
@@ -105,7 +105,7 @@ class HostFiles:
 
     def _read(self, real: str) -> ElfFacts | None:
         try:
-            with open(real, "rb") as f:
+            with open_regular(real) as f:
                 if f.read(4) != b"\x7fELF":
                     return None
             return read_elf_file(real)

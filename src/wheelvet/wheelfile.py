@@ -25,7 +25,7 @@ from typing import Mapping
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from .elf import ElfFacts, is_elf, read_elf_stream
+from .elf import ElfFacts, NotRegularFile, is_elf, open_regular, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
 from .zipin import INFLATE_ERRORS, RECORD_ALGORITHMS, MemberProblem, MemberStream
 
@@ -267,20 +267,32 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
     patched and grafted libraries)."""
     filename = filename or os.path.basename(path)
     name = parse_wheel_name(filename)
+    fh = _open_wheel(path, filename)
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise InvalidWheel(filename, "no such file") from None
-    except IsADirectoryError:
-        raise InvalidWheel(filename, "is a directory") from None
+        zf = zipfile.ZipFile(fh)
     except _ZIP_ERRORS as exc:
+        fh.close()
         raise InvalidWheel(filename, f"not a zip archive ({_one_line(exc)})") from None
     try:
-        with zf:
+        with fh, zf:
             return _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, facts_by_name)
     except _ZIP_ERRORS as exc:
         # whatever the zip layer trips on inside the archive
         raise InvalidWheel(filename, f"corrupt archive ({_one_line(exc)})") from None
+
+
+def _open_wheel(path: str, filename: str):
+    """The wheel's file, which must be a regular file (links followed): a
+    fifo would hang the reader, a device (``/dev/zero``) would never end."""
+    try:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise InvalidWheel(filename, "no such file") from None
+    except NotRegularFile as exc:
+        raise InvalidWheel(filename, "is a directory" if exc.kind == "a directory"
+                           else f"not a regular file ({exc.kind})") from None
+    except OSError as exc:
+        raise InvalidWheel(filename, f"cannot be opened ({exc.strerror or exc})") from None
 
 
 # What the zip and deflate layers raise on a damaged archive.
@@ -310,7 +322,7 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
         sniff = info.filename not in reused and not info.filename.endswith(".py") and info.file_size >= 52
         if digest or sniff:
             tasks.append(_Task(info, digest, sniff))
-    results = _read_members_all(path, tasks, jobs)
+    results = _read_members_all(path, zf.fp.fileno(), tasks, jobs)
     facts: dict[str, ElfFacts] = {}
     for info in infos:
         result = results.get(info.filename)
@@ -339,37 +351,52 @@ class _Failure:
     elf: bool  # an ELF structure problem (else the member's bytes)
 
 
-def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_members_again(path: str, identity: tuple[int, int, int, int], tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
+    """:func:`_read_members` in a worker process, which opens the wheel again:
+    it must still be the same file."""
+    try:
+        fh = open_regular(path)
+    except OSError as exc:
+        return [_Failure(f"could not be opened again ({exc.strerror or exc})", elf=False)] * len(tasks)
+    with fh:
+        if _identity(os.fstat(fh.fileno())) != identity:
+            return [_Failure("the wheel changed while it was being read", elf=False)] * len(tasks)
+        return _read_members(fh.fileno(), tasks)
+
+
+def _read_members(fd: int, tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
     """Inflate each task's member once: check its size, CRC and hash, and
     parse it when it is ELF (runs in a worker process or inline)."""
     out: list[ElfFacts | _Failure | None] = []
-    with open(path, "rb") as fh:
-        fd = fh.fileno()
-        for task in tasks:
-            info = task.info
-            try:
-                stream = MemberStream(fd, info, task.digest)
-                facts = None
-                if task.sniff and is_elf(stream.peek(4)):
-                    first = [stream]
-                    facts = read_elf_stream(lambda: first.pop() if first else MemberStream(fd, info), info.file_size)
-                problem = stream.finish() if task.digest else None
-            except InvalidElf as exc:
-                out.append(_Failure(exc.problem, elf=True))
-                continue
-            except MemberProblem as exc:
-                problem = str(exc)
-            except INFLATE_ERRORS as exc:
-                problem = f"bad deflate data ({exc})"
-            out.append(_Failure(problem, elf=False) if problem else facts)
+    for task in tasks:
+        info = task.info
+        try:
+            stream = MemberStream(fd, info, task.digest)
+            facts = None
+            if task.sniff and is_elf(stream.peek(4)):
+                first = [stream]
+                facts = read_elf_stream(lambda: first.pop() if first else MemberStream(fd, info), info.file_size)
+            problem = stream.finish() if task.digest else None
+        except InvalidElf as exc:
+            out.append(_Failure(exc.problem, elf=True))
+            continue
+        except MemberProblem as exc:
+            problem = str(exc)
+        except INFLATE_ERRORS as exc:
+            problem = f"bad deflate data ({exc})"
+        out.append(_Failure(problem, elf=False) if problem else facts)
     return out
 
 
-def _read_members_all(path: str, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
+def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
     total = sum(t.info.file_size for t in tasks)
     jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
     if jobs <= 1 or len(tasks) < 2 or total < PARALLEL_MIN_BYTES:
-        return dict(zip((t.info.filename for t in tasks), _read_members(path, tasks)))
+        return dict(zip((t.info.filename for t in tasks), _read_members(fd, tasks)))
     # Largest first, in batches of similar weight, so both cores stay busy.
     order = sorted(tasks, key=lambda t: t.info.file_size, reverse=True)
     batches: list[list[_Task]] = []
@@ -385,8 +412,9 @@ def _read_members_all(path: str, tasks: list[_Task], jobs: int | None) -> dict[s
     if current:
         batches.append(current)
     out: dict[str, ElfFacts | _Failure | None] = {}
+    identity = _identity(os.fstat(fd))
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for batch, result in zip(batches, pool.map(_read_members, [path] * len(batches), batches)):
+        for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
             out.update(zip((t.info.filename for t in batch), result))
     return out
 

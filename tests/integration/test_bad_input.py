@@ -4,6 +4,7 @@ file, the input untouched -- for show, check and repair alike."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import subprocess
 import sys
@@ -47,13 +48,13 @@ def rewrite_record(path: Path) -> None:
         zf.writestr("pkg-1.0.dist-info/RECORD", "\n".join(rows + ["pkg-1.0.dist-info/RECORD,,"]) + "\n")
 
 
-def run_all(wheel: Path, tmp_path: Path, needle: str) -> None:
+def run_all(wheel: Path, tmp_path: Path, needle: str, timeout: float = 300) -> None:
     """Every command refuses the wheel the same way and writes nothing."""
-    before = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.exists() else None
+    before = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.is_file() else None
     out = tmp_path / "wheelhouse"
     for args in (["show"], ["show", "--json"], ["check"], ["repair", "-w", str(out)]):
         p = subprocess.run([sys.executable, "-m", "wheelvet", *args, str(wheel)], capture_output=True, text=True,
-                           env=clean_env(), timeout=300)
+                           env=clean_env(), timeout=timeout)
         assert p.returncode == 3, (args, p.stdout, p.stderr)
         assert "Traceback" not in p.stderr
         lines = p.stderr.strip().splitlines()
@@ -421,3 +422,61 @@ def test_overlapping_members(tmp_path):
             struct.pack_into("<I", data, pos + 42, offsets["pkg/a.py"] + 40)  # b's header inside a's data
     w.write_bytes(bytes(data))
     run_all(w, tmp_path, "pkg/b.py: overlaps the data of pkg/a.py (an overlapping-member zip bomb)")
+
+
+# Inputs that are not regular files (links followed): a fifo would hang the
+# reader in open(), a device would never end.  Each is refused by what the
+# opened descriptor is, not by a check before opening.
+
+def _socket(path: Path) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))  # stays bound while the test runs (the fixture's tmp_path)
+    _SOCKETS.append(sock)
+
+
+_SOCKETS: list = []
+
+
+def _chain(target, hops: int):
+    def make(path: Path) -> None:
+        previous = path.with_name(path.name + ".target")
+        target(previous)
+        for i in range(hops - 1):
+            link = path.with_name(f"{path.name}.hop{i}")
+            link.symlink_to(previous)
+            previous = link
+        path.symlink_to(previous)
+    return make
+
+
+NOT_REGULAR = {
+    "fifo": (os.mkfifo, "not a regular file (a fifo)"),
+    "link to /dev/zero": (lambda p: p.symlink_to("/dev/zero"), "not a regular file (a character device)"),
+    "link to /dev/null": (lambda p: p.symlink_to("/dev/null"), "not a regular file (a character device)"),
+    "link to /dev/urandom": (lambda p: p.symlink_to("/dev/urandom"), "not a regular file (a character device)"),
+    "directory": (lambda p: p.mkdir(), "is a directory"),
+    "link to a directory": (lambda p: p.symlink_to("/tmp"), "is a directory"),
+    "socket": (_socket, "not a regular file (a socket)"),
+    "links to a fifo": (_chain(os.mkfifo, 3), "not a regular file (a fifo)"),
+    "links to /dev/zero": (_chain(lambda p: p.symlink_to("/dev/zero"), 5), "not a regular file (a character device)"),
+    "dangling link": (lambda p: p.symlink_to(p.with_name("nowhere.whl")), "no such file"),
+    "link loop": (lambda p: p.symlink_to(p), "cannot be opened (Too many levels of symbolic links)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_REGULAR))
+def test_inputs_that_are_not_regular_files(tmp_path, kind):
+    make, needle = NOT_REGULAR[kind]
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    make(w)
+    run_all(w, tmp_path, f"pkg-1.0-{TAG}.whl: {needle}", timeout=60)
+
+
+def test_a_link_to_a_good_wheel_is_read(tmp_path):
+    target = good(tmp_path / "real")
+    w = tmp_path / target.name
+    w.symlink_to(target)
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0 and target.name in p.stdout, p.stderr
