@@ -24,6 +24,7 @@ from typing import Mapping
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from .elf import ElfFacts, NotRegularFile, is_elf, open_regular, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
@@ -151,13 +152,10 @@ class WheelContents:
 
 
 def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]]]:
-    dist_infos = {n.split("/", 1)[0] for n in zf.namelist() if n.split("/", 1)[0].endswith(".dist-info")}
-    if not dist_infos:
-        raise InvalidWheel(wheel.filename, "no .dist-info directory")
-    candidates = sorted(d for d in dist_infos if f"{d}/WHEEL" in zf.NameToInfo)
-    if not candidates:
-        raise InvalidWheel(wheel.filename, "missing WHEEL file", f"{sorted(dist_infos)[0]}/WHEEL")
-    member = f"{candidates[0]}/WHEEL"
+    dist_info = _check_dist_info_names(zf, wheel)
+    member = f"{dist_info}/WHEEL"
+    if member not in zf.NameToInfo:
+        raise InvalidWheel(wheel.filename, "missing WHEEL file", member)
     msg = HeaderParser().parsestr(_read_text(zf, wheel, member, "WHEEL"))
     version = (msg.get("Wheel-Version") or "").strip()
     if not version:
@@ -167,13 +165,48 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     purelib_text = (msg.get("Root-Is-Purelib") or "").strip().lower()
     if purelib_text not in ("true", "false"):
         raise InvalidWheel(wheel.filename, f"Root-Is-Purelib must be true or false, not {purelib_text!r}", member)
-    _check_metadata(zf, wheel, candidates[0])
-    digests = _check_record(zf, wheel, candidates[0])
+    _check_metadata(zf, wheel, dist_info)
+    digests = _check_record(zf, wheel, dist_info)
     return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ()), digests
 
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _check_dist_info_names(zf: zipfile.ZipFile, wheel: WheelName) -> str:
+    """The wheel's one ``.dist-info`` directory, which must be named for the
+    project and version of the file name; any ``.data`` directory must be
+    named like it.  Installers that pick another directory (pip takes any
+    ``*.data`` as data, installer only its own) would install other files,
+    and a repair would rewrite the wrong RECORD."""
+    tops = sorted({n.split("/", 1)[0] for n in zf.namelist() if "/" in n})
+    dist_infos = [t for t in tops if t.endswith(".dist-info")]
+    if not dist_infos:
+        raise InvalidWheel(wheel.filename, "no .dist-info directory")
+    if len(dist_infos) > 1:
+        raise InvalidWheel(wheel.filename, f"{len(dist_infos)} .dist-info directories ({', '.join(dist_infos[:3])}"
+                                           f"{', ...' if len(dist_infos) > 3 else ''}): a wheel has exactly one")
+    dist_info = dist_infos[0]
+    project, dash, version = dist_info[: -len(".dist-info")].rpartition("-")
+    if not dash or not project:
+        raise InvalidWheel(wheel.filename, "not named <project>-<version>.dist-info", dist_info)
+    if _canonical(project) != _canonical(wheel.distribution):
+        raise InvalidWheel(wheel.filename, f"is for the project {project!r}, the file name for {wheel.distribution!r}", dist_info)
+    if not _same_version(version, wheel.version):
+        raise InvalidWheel(wheel.filename, f"is for version {version!r}, the file name for {wheel.version!r}", dist_info)
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    for top in tops:
+        if top.endswith(".data") and top != data_dir:
+            raise InvalidWheel(wheel.filename, f"a .data directory not named like {dist_info}", top)
+    return dist_info
 
 
 def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
@@ -186,6 +219,8 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
         raise InvalidWheel(wheel.filename, "METADATA has no Name or no Version", member)
     if _canonical(name) != _canonical(wheel.distribution):
         raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
+    if not _same_version(version, wheel.version):
+        raise InvalidWheel(wheel.filename, f"METADATA says version {version!r}, the file name {wheel.version!r}", member)
 
 
 def _read_text(zf: zipfile.ZipFile, wheel: WheelName, member: str, kind: str) -> str:

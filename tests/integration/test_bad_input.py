@@ -480,3 +480,80 @@ def test_a_link_to_a_good_wheel_is_read(tmp_path):
     w.symlink_to(target)
     p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
     assert p.returncode == 0 and target.name in p.stdout, p.stderr
+
+
+# Metadata that contradicts itself: the names in the archive disagree about
+# which project (or version) this is.  Refused up front by every command.
+
+def zip_with_record(path: Path, files: dict[str, bytes], record: str) -> Path:
+    """An archive of ``files`` plus a RECORD at ``record`` that lists them all
+    rightly: whatever is wrong with it is not its RECORD."""
+    rows = [_record_row(n, d) for n, d in files.items()] + [f"{record},,"]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr(record, "\n".join(rows) + "\n")
+    return path
+
+
+def dist_info(name: str = "pkg", version: str = "1.0", *, dirname: str | None = None) -> dict[str, bytes]:
+    d = dirname or f"{name}-{version}.dist-info"
+    return {f"{d}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {TAG}\n".encode(),
+            f"{d}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()}
+
+
+CONTRADICTIONS = {
+    # case: (file name's project-version, files, RECORD's place, what the line says)
+    "second dist-info of another project": (
+        "pkg-1.0", {**dist_info(), **dist_info("zzz", "2.0")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (pkg-1.0.dist-info, zzz-2.0.dist-info): a wheel has exactly one"),
+    "second dist-info of another version": (
+        "pkg-1.0", {**dist_info(), **dist_info("pkg", "0.9")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (pkg-0.9.dist-info, pkg-1.0.dist-info)"),
+    "second dist-info, differently cased": (
+        "pkg-1.0", {**dist_info(), **dist_info("PKG", "1.0")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (PKG-1.0.dist-info, pkg-1.0.dist-info)"),
+    "many dist-infos": (
+        "pkg-1.0", {k: v for i in range(6) for k, v in dist_info(f"p{i}", "1.0").items()} | dist_info(),
+        "pkg-1.0.dist-info/RECORD", "7 .dist-info directories (p0-1.0.dist-info, p1-1.0.dist-info, p2-1.0.dist-info, ...)"),
+    "dist-info of another project": (
+        "pkg-1.0", dist_info("other", "1.0"), "other-1.0.dist-info/RECORD",
+        "other-1.0.dist-info: is for the project 'other', the file name for 'pkg'"),
+    "dist-info of another version": (
+        "pkg-1.0", dist_info("pkg", "2.0"), "pkg-2.0.dist-info/RECORD",
+        "pkg-2.0.dist-info: is for version '2.0', the file name for '1.0'"),
+    "dist-info without a version": (
+        "pkg-1.0", dist_info(dirname="pkg.dist-info"), "pkg.dist-info/RECORD",
+        "pkg.dist-info: not named <project>-<version>.dist-info"),
+    "METADATA of another project": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: other\nVersion: 1.0\n"},
+        "pkg-1.0.dist-info/RECORD", "pkg-1.0.dist-info/METADATA: METADATA names 'other', the file name 'pkg'"),
+    "METADATA of another version": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.1\n"},
+        "pkg-1.0.dist-info/RECORD", "pkg-1.0.dist-info/METADATA: METADATA says version '1.1', the file name '1.0'"),
+    ".data of another project": (
+        "pkg-1.0", {**dist_info(), "zzz-1.0.data/scripts/run": b"#!/bin/sh\n"}, "pkg-1.0.dist-info/RECORD",
+        "zzz-1.0.data: a .data directory not named like pkg-1.0.dist-info"),
+    "a second .data": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.data/scripts/a": b"a", "pkg-2.0.data/scripts/b": b"b"},
+        "pkg-1.0.dist-info/RECORD", "pkg-2.0.data: a .data directory not named like pkg-1.0.dist-info"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTRADICTIONS))
+def test_metadata_that_contradicts_itself(tmp_path, case):
+    stem, files, record, needle = CONTRADICTIONS[case]
+    w = zip_with_record(tmp_path / f"{stem}-{TAG}.whl", {SO: ELF, **files}, record)
+    run_all(w, tmp_path, needle)
+
+
+@pytest.mark.parametrize("stem,files", [
+    ("pkg_name-1.0", dist_info("Pkg.Name", "1.0", dirname="Pkg.Name-1.0.dist-info")),  # names compare normalised
+    ("pkg-1.0", dist_info("pkg", "1.0.0", dirname="pkg-1.0.0.dist-info")),  # PEP 440: 1.0 == 1.0.0
+    ("pkg-1.0", {**dist_info(), "pkg-1.0.data/scripts/run": b"#!/bin/sh\n", "pkg/sub.data/x": b"x"}),
+])
+def test_metadata_that_agrees_after_normalisation_is_accepted(tmp_path, stem, files):
+    info = next(n for n in files if n.endswith("/WHEEL")).split("/")[0]
+    w = zip_with_record(tmp_path / f"{stem}-{TAG}.whl", {SO: ELF, **files}, f"{info}/RECORD")
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stderr
