@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from .elf import ElfFacts, NotRegularFile, is_elf, open_regular, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
-from .zipin import INFLATE_ERRORS, RECORD_ALGORITHMS, MemberProblem, MemberStream
+from .zipin import INFLATE_ERRORS, RECORD_ALGORITHMS, MemberProblem, MemberStream, check_layout
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 _TAG_PART = re.compile(r"[A-Za-z0-9_]+")
@@ -90,26 +90,12 @@ def check_archive(zf: zipfile.ZipFile, filename: str) -> None:
         total += info.file_size
     if total > MAX_TOTAL_SIZE:
         problems.append(("", f"declares {total} bytes in all, more than the {MAX_TOTAL_SIZE} allowed"))
-    problems += _overlaps(infos)
+    if not problems:  # where each entry lies, once the entries themselves are sound
+        problems += check_layout(zf.fp.fileno(), infos)
     if problems:
         member, problem = problems[0]
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise InvalidWheel(filename, problem + more, member or None)
-
-
-def _overlaps(infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
-    """Members whose local header starts inside another member's data: the
-    overlapping-file zip bomb, which inflates the same bytes many times over.
-    (Each member's data ends no earlier than its header, name and compressed
-    size add up to; the extra field can only push it further.)"""
-    out = []
-    order = sorted(infos, key=lambda i: i.header_offset)
-    for before, after in zip(order, order[1:]):
-        name = before.orig_filename.encode("utf-8" if before.flag_bits & 0x800 else "cp437", "replace")
-        end = before.header_offset + 30 + len(name) + before.compress_size
-        if after.header_offset < end:
-            out.append((after.filename, f"overlaps the data of {before.filename} (an overlapping-member zip bomb)"))
-    return out
 
 
 @dataclass(frozen=True)
