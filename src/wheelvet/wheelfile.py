@@ -18,6 +18,7 @@ import struct
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from typing import Mapping
@@ -434,10 +435,19 @@ def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) 
         batches.append(current)
     out: dict[str, ElfFacts | _Failure | None] = {}
     identity = _identity(os.fstat(fd))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
-            out.update(zip((t.info.filename for t in batch), result))
+    try:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
+                out.update(zip((t.info.filename for t in batch), result))
+    except BrokenProcessPool:
+        # (not the wheel's fault: killed, or out of memory; a RuntimeError,
+        # which would otherwise read as a corrupt archive)
+        raise WorkerDied("a worker process reading the wheel died") from None
     return out
+
+
+class WorkerDied(Exception):
+    """A worker process ended before returning its members (an internal error)."""
 
 
 __all__ = ["WheelContents", "WheelName", "parse_wheel_name", "read_wheel", "InvalidElf"]

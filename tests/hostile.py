@@ -1,0 +1,230 @@
+"""Crafted ELF files and wheels that try to make wheelvet's work or memory
+grow faster than its input (issue 15, item 4).
+
+Each generator takes a scale, so the tests run many small members of a
+class and ``benchmarks/bench_hostile.py`` runs the large ones.  The files
+are laid out as a linker would (one loadable segment holding a dynamic
+segment and its tables at offset == address), and are sound but for the
+one thing each case is about.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+DT = dict(NULL=0, NEEDED=1, HASH=4, STRTAB=5, SYMTAB=6, STRSZ=10, SYMENT=11, RPATH=15, RUNPATH=29,
+          GNU_HASH=0x6FFFFEF5, VERSYM=0x6FFFFFF0, VERNEED=0x6FFFFFFE, VERNEEDNUM=0x6FFFFFFF)
+PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_GNU_PROPERTY = 1, 2, 4, 0x6474E553
+
+
+class Strings:
+    """A dynamic string table being built: ``add`` returns an offset."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(b"\0")
+        self._at: dict[bytes, int] = {}
+
+    def add(self, text: str | bytes) -> int:
+        raw = text.encode() if isinstance(text, str) else text
+        if raw not in self._at:
+            self._at[raw] = len(self.data)
+            self.data += raw + b"\0"
+        return self._at[raw]
+
+
+@dataclass
+class Elf:
+    """An x86-64 shared library, built from tables placed one after another.
+
+    ``tables`` maps a name to bytes placed (8-aligned) after the program
+    headers; ``dynamic`` entries may name a table (its address) instead of a
+    value; ``phdrs`` are extra (type, table name, size or None) headers.
+    """
+
+    strings: Strings = field(default_factory=Strings)
+    tables: dict[str, bytes] = field(default_factory=dict)
+    dynamic: list[tuple[int, int | str]] = field(default_factory=list)
+    phdrs: list[tuple[int, str, int | None]] = field(default_factory=list)
+
+    def build(self) -> bytes:
+        tables = {"dynstr": bytes(self.strings.data), **self.tables}
+        dyn = [(DT["STRTAB"], "dynstr"), (DT["STRSZ"], len(tables["dynstr"])), *self.dynamic, (DT["NULL"], 0)]
+        nph = 2 + len(self.phdrs)
+        pos = 64 + 56 * nph
+        where: dict[str, int] = {}
+        blobs = []
+        for name, data in tables.items():
+            pos = (pos + 7) // 8 * 8
+            where[name] = pos
+            blobs.append((pos, data))
+            pos += len(data)
+        pos = (pos + 7) // 8 * 8
+        dyn_bytes = b"".join(struct.pack("<qQ", t, where[v] if isinstance(v, str) else v) for t, v in dyn)
+        where["dynamic"] = pos
+        blobs.append((pos, dyn_bytes))
+        total = pos + len(dyn_bytes)
+
+        def ph(p_type, flags, off, size, align=8):
+            return struct.pack("<IIQQQQQQ", p_type, flags, off, off, off, size, size, align)
+
+        headers = [ph(PT_LOAD, 5, 0, total, 0x1000)]
+        headers += [ph(t, 4, where[name], len(tables[name]) if size is None else size) for t, name, size in self.phdrs]
+        headers.append(ph(PT_DYNAMIC, 6, where["dynamic"], len(dyn_bytes)))
+        ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+        out = bytearray(total)
+        out[:64] = ident + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, nph, 64, 0, 0)
+        out[64 : 64 + 56 * nph] = b"".join(headers)
+        for off, data in blobs:
+            out[off : off + len(data)] = data
+        return bytes(out)
+
+
+def symbol(name: int, *, defined: bool = False, kind: int = 2) -> bytes:
+    """One Elf64_Sym: a global function, undefined unless ``defined``."""
+    return struct.pack("<IBBHQQ", name, (1 << 4) | kind, 0, 7 if defined else 0, 0x1000 if defined else 0, 0)
+
+
+def with_symbols(elf: Elf, syms: list[bytes] | bytes, count: int, versym: bytes | None = None) -> Elf:
+    """Add a symbol table of ``count`` entries (the first is the null one)
+    with a SysV hash table that says so."""
+    raw = syms if isinstance(syms, bytes) else b"".join(syms)
+    elf.tables["dynsym"] = bytes(24) + raw
+    elf.tables["hash"] = struct.pack("<II", 1, count + 1) + b"\0" * 4 + b"\0" * 4 * (count + 1)
+    elf.dynamic += [(DT["SYMTAB"], "dynsym"), (DT["SYMENT"], 24), (DT["HASH"], "hash")]
+    if versym is not None:
+        elf.tables["versym"] = b"\0\0" + versym
+        elf.dynamic.append((DT["VERSYM"], "versym"))
+    return elf
+
+
+def extension(elf: Elf, module: str = "m") -> Elf:
+    """Make it a CPython extension module (a defined PyInit_<module>)."""
+    if "dynsym" not in elf.tables:
+        with_symbols(elf, [symbol(elf.strings.add(f"PyInit_{module}"), defined=True)], 1)
+    return elf
+
+
+# ------------------------------------------------------------------ the cases
+
+
+def many_needed(n: int) -> bytes:
+    """``n`` DT_NEEDED entries, all different, none to be found."""
+    elf = Elf()
+    elf.dynamic += [(DT["NEEDED"], elf.strings.add(f"libmissing{i}.so")) for i in range(n)]
+    return extension(elf).build()
+
+
+def rpath_times_needed(dirs: list[str], n: int, *, runpath: bool = False) -> bytes:
+    """An RPATH (or RUNPATH) of ``dirs`` and ``n`` needed libraries found in none of them."""
+    elf = Elf()
+    elf.dynamic.append((DT["RUNPATH" if runpath else "RPATH"], elf.strings.add(":".join(dirs))))
+    elf.dynamic += [(DT["NEEDED"], elf.strings.add(f"libnowhere{i}.so")) for i in range(n)]
+    return extension(elf).build()
+
+
+def shared_version_needs(entries: int, versions: int) -> bytes:
+    """``entries`` version-need entries whose auxiliary chains all lead into
+    one array of ``versions`` entries: a reader that follows each chain does
+    entries x versions steps from entries + versions records."""
+    elf = Elf()
+    lib = elf.strings.add("libc.so.6")
+    elf.dynamic.append((DT["NEEDED"], lib))
+    names = [elf.strings.add(f"V_{i}") for i in range(min(versions, 4096))]
+    vn_size = 16 * entries
+    aux = b"".join(struct.pack("<IHHII", 0, 0, 2 + i % 0x7FF0, names[i % len(names)], 16 if i < versions - 1 else 0)
+                   for i in range(versions))
+    vn = bytearray()
+    for i in range(entries):
+        # vn_aux is relative to this entry; the shared array follows all entries
+        vn += struct.pack("<HHIII", 1, versions, lib, vn_size - 16 * i, 16 if i < entries - 1 else 0)
+    elf.tables["verneed"] = bytes(vn) + aux
+    elf.dynamic += [(DT["VERNEED"], "verneed"), (DT["VERNEEDNUM"], entries)]
+    return extension(elf).build()
+
+
+def many_notes(segments: int, size: int) -> bytes:
+    """``segments`` PT_NOTE program headers over one region of ``size`` zero
+    bytes (each zero word is an empty note)."""
+    elf = Elf()
+    elf.tables["notes"] = bytes(size)
+    elf.phdrs += [(PT_NOTE, "notes", None)] * segments
+    return extension(elf).build()
+
+
+def huge_note(size: int) -> bytes:
+    """One PT_NOTE segment of ``size`` bytes."""
+    return many_notes(1, size)
+
+
+def gnu_hash_chain(zeros: int) -> bytes:
+    """A GNU hash table whose one bucket starts a chain of ``zeros`` zero
+    bytes: no word has the end bit, so the chain runs to the end of the file."""
+    elf = Elf()
+    pyinit = elf.strings.add("PyInit_m")
+    elf.tables["dynsym"] = bytes(24) + symbol(pyinit, defined=True)
+    elf.tables["gnu_hash"] = struct.pack("<IIII", 1, 1, 1, 6) + b"\0" * 8 + struct.pack("<I", 1) + bytes(zeros)
+    elf.dynamic += [(DT["SYMTAB"], "dynsym"), (DT["SYMENT"], 24), (DT["GNU_HASH"], "gnu_hash")]
+    return elf.build()
+
+
+def many_imports(n: int, *, distinct: bool = True) -> bytes:
+    """``n`` undefined symbols (distinct names, or all the same one)."""
+    elf = Elf()
+    elf.dynamic.append((DT["NEEDED"], elf.strings.add("libc.so.6")))
+    same = elf.strings.add("imported")
+    syms = b"".join(symbol(elf.strings.add(f"f{i:x}") if distinct else same) for i in range(n))
+    syms += symbol(elf.strings.add("PyInit_m"), defined=True)
+    return with_symbols(elf, syms, n + 1).build()
+
+
+def symbols_with_noise(n: int, imports: int = 100) -> bytes:
+    """``n`` symbols, nearly all defined (noise), ``imports`` of them undefined."""
+    elf = Elf()
+    elf.dynamic.append((DT["NEEDED"], elf.strings.add("libc.so.6")))
+    noise = elf.strings.add("noise")
+    every = max(n // max(imports, 1), 1)
+    names = [elf.strings.add(f"imp{i}") for i in range(imports)]
+    one_defined, one_undefined = symbol(noise, defined=True, kind=1), [symbol(x) for x in names]
+    parts = []
+    for i in range(n):
+        parts.append(one_undefined[i // every] if i % every == 0 and i // every < imports else one_defined)
+    parts.append(symbol(elf.strings.add("PyInit_m"), defined=True))
+    return with_symbols(elf, b"".join(parts), n + 1).build()
+
+
+def long_names(count: int, length: int) -> bytes:
+    """``count`` undefined symbols whose names all lie in one string of
+    ``length`` bytes, at successive offsets (each name is a suffix of the
+    next: names the strtab holds once, that add up to count x length)."""
+    elf = Elf()
+    elf.dynamic.append((DT["NEEDED"], elf.strings.add("libc.so.6")))
+    base = elf.strings.add("x" * length)
+    syms = b"".join(symbol(base + i) for i in range(count))
+    syms += symbol(elf.strings.add("PyInit_m"), defined=True)
+    return with_symbols(elf, syms, count + 1).build()
+
+
+def library_chain(n: int, i: int) -> bytes:
+    """Member ``i`` of ``n`` libraries that each need the next, found through
+    ``$ORIGIN``: every member's tree holds the rest of the chain."""
+    elf = Elf()
+    elf.dynamic.append((DT["RPATH"], elf.strings.add("$ORIGIN")))
+    if i + 1 < n:
+        elf.dynamic.append((DT["NEEDED"], elf.strings.add(f"libchain{i + 1}.so")))
+    elf.dynamic.append((DT["NEEDED"], elf.strings.add("libc.so.6")))
+    if i == 0:
+        return extension(elf).build()
+    return elf.build()
+
+
+def ld_so_conf_loop(directory, fanout: int = 2) -> str:
+    """An ld.so.conf whose includes reach itself (through a glob that
+    matches itself and ``fanout`` - 1 other files doing the same)."""
+    from pathlib import Path
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(fanout):
+        (d / f"loop{i}.conf").write_text(f"/opt/loop{i}\ninclude {d}/loop*.conf\ninclude {d}/*.conf\n")
+    return str(d / "loop0.conf")
