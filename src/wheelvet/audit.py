@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import InvalidWheel
+from .errors import InvalidElf, InvalidWheel
 from .policy import Policy, PolicySet, is_loader_soname, known_architectures, load_policies
 from .resolve import (
     HostFiles,
@@ -33,6 +33,7 @@ from .resolve import (
     in_wheel,
     resolve_tree,
     system_dirs,
+    unknown_entries,
     wheel_path,
 )
 from .wheelfile import WheelContents, read_wheel
@@ -325,8 +326,11 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
 
     trees: dict[str, Tree] = {}
     for member, facts in valid.items():
-        trees[member] = resolve_tree(wheel_path(member), facts, host_files, config,
-                                     exclude=options.exclude, conf_dirs=conf)
+        try:
+            trees[member] = resolve_tree(wheel_path(member), facts, host_files, config,
+                                         exclude=options.exclude, conf_dirs=conf)
+        except InvalidElf as exc:  # a limit of the resolver (resolve.MAX_RESOLVE_STEPS)
+            raise exc.located(f"{wheel}: {member}") from None
 
     extensions = {m for m in valid if m in init_major}
     # A non-extension file loaded by another ELF file of the wheel finds, in
@@ -479,12 +483,21 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         users = sorted(m for m in roots if soname in root_libs[m])
         where = users[0] if len(users) == 1 else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
-        if real is None:
+        unknown = next((lib.unknown for t in trees.values() if (lib := t.libraries.get(soname)) and lib.unknown), None)
+        if real is None and unknown:  # (resolve: the loader's search passes where wheelvet cannot look)
+            findings.append(Finding("library-not-found", "error", where,
+                                    f"needs {soname}{who}, and wheelvet cannot know which file the loader loads for it: "
+                                    f"{unknown}"))
+        elif real is None:
             findings.append(Finding("library-not-found", "error", where,
                                     f"needs {soname}, which was not found{who}: it cannot be checked or grafted"))
         else:
             findings.append(Finding("external-library", "warning", where,
                                     f"needs {soname} ({real}){who}, which {policies.highest.name} does not allow: graft it with repair"))
+    for member in valid:  # search-path entries the loader reads where wheelvet cannot look (resolve)
+        for tag, entry in unknown_entries(valid[member], wheel_path(member), libc):
+            findings.append(Finding("search-path-unknown", "warning", member,
+                                    f"{tag} entry {entry.entry!r} is not searched: {entry.why}"))
     for soname in sorted({s for m in roots for s in trees[m].libraries if s.startswith("libpython")}):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))

@@ -35,6 +35,12 @@ class DictFiles:
         f = self.files.get(path)
         return (path, f) if f is not None else None
 
+    def names_in(self, directory):
+        return {p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == directory}
+
+    def dirs_holding(self, name):
+        return ()
+
 
 def lib(arch="x86_64", **kw):
     return parse_elf(craft_elf(arch, **kw))
