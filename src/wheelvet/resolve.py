@@ -265,8 +265,11 @@ _SYSTEM_TOKENS = {
     "LIB": "$LIB is the target system's library directory (lib, lib64, lib/x86_64-linux-gnu...)",
     "PLATFORM": "$PLATFORM is the processor as the target's loader names it (x86_64, haswell...)",
 }
-# What a token may expand to, to match wheel directories against.
-_TOKEN_PATTERNS = {"LIB": r"[^/]+(?:/[^/]+)*", "PLATFORM": r"[^/]+"}
+# What a token may expand to, to match wheel directories against: $LIB one
+# or more directory names (lib/x86_64-linux-gnu), $PLATFORM one; neither is
+# ever written with a "$" (glibc's configured library directory, the
+# kernel's or glibc's name for the processor).
+_TOKEN_PATTERNS = {"LIB": r"[^/$]+(?:/[^/$]+)*", "PLATFORM": r"[^/$]+"}
 _RELATIVE = "relative: the loader looks in the current directory, which wheelvet cannot know"
 _EMPTY = "empty: glibc's loader looks in the current directory, which wheelvet cannot know"
 _OUTSIDE = "it leads out of the wheel, to a directory that depends on where the wheel is installed"
@@ -369,7 +372,11 @@ def search_path(value: str | None, origin: str, libc: str | None) -> tuple[Searc
             out.append(SearchDir(item, None, _EMPTY))
             continue
         pieces, used = _glibc_pieces(item, origin)
-        out.append(_entry(item, pieces, origin, used))
+        found = _entry(item, pieces, origin, used)
+        if found.path is None and "$" in "".join(p for p in pieces if isinstance(p, str)).replace(origin, ""):
+            found = SearchDir(item, None, f"a '$' there starts no token glibc's loader knows and stays as written; "
+                                          f"{found.why}", found.pattern)
+        out.append(found)
     return tuple(out)
 
 
@@ -402,16 +409,11 @@ def needed_path(name: str, origin: str, libc: str | None) -> SearchDir:
 
 
 def unknown_entries(facts: ElfFacts, path: str, libc: str | None) -> list[tuple[str, SearchDir]]:
-    """("DT_RPATH"/"DT_RUNPATH", entry) for each entry of the file's own
-    search path that wheelvet cannot search (for an audit to report)."""
-    out = []
-    origin = posixpath.dirname(path)
-    for tag, value in (("DT_RPATH", facts.rpath), ("DT_RUNPATH", facts.runpath)):
-        if value and not (tag == "DT_RPATH" and facts.runpath and libc != "musl"):
-            if libc == "musl" and tag == "DT_RPATH" and facts.runpath:
-                continue  # musl reads DT_RUNPATH instead
-            out += [(tag, d) for d in search_path(value, origin, libc) if d.path is None]
-    return out
+    """("DT_RPATH" or "DT_RUNPATH", entry) for each entry of the search path
+    the loader reads for the file at ``path`` that wheelvet cannot search
+    (for the audit to report).  With both, glibc and musl read DT_RUNPATH."""
+    tag, value = ("DT_RUNPATH", facts.runpath) if facts.runpath else ("DT_RPATH", facts.rpath)
+    return [(tag, d) for d in search_path(value, posixpath.dirname(path), libc) if d.path is None]
 
 
 def entries_inside_wheel(value: str | None, member_dir: str, libc: str | None) -> list[str]:
@@ -683,10 +685,13 @@ def _find(soname: str, origin: str, dirs: list[SearchDir], files: Files, root: E
     """(where ``soname`` is found: the path tried, the real path, facts) or
     None, and why wheelvet cannot know what the loader loads, if so.
 
-    An entry wheelvet cannot search, before the directory where the library
-    is found, leaves the result unknown if it may name a wheel directory
-    that holds a file of that name; with no directory found, any such entry
-    leaves it unknown (the loader may find it there on the target)."""
+    An entry with ``$LIB`` or ``$PLATFORM`` inside the wheel names wheel
+    directories only: before the directory where the library is found (or
+    with none found), it leaves the result unknown if one of the wheel
+    directories it may name holds a file of that name.  Any other entry
+    wheelvet cannot search (relative, out of the wheel, on the host with a
+    token) leaves the result unknown when no directory holds the library:
+    the loader may find it there on the target."""
     if "/" in soname:
         where = needed_path(soname, origin, libc)
         if where.path is None:
@@ -704,6 +709,7 @@ def _find(soname: str, origin: str, dirs: list[SearchDir], files: Files, root: E
                     budget.spend(len(holding))
                 if any(d.pattern.fullmatch(h) for h in holding):
                     return None, f"the loader first looks in {d.describe()}, which may hold it"
+                continue  # it names wheel directories, and none of those holds it
             doubts.append(d)
             continue
         names = files.names_in(d.path)
