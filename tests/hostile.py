@@ -46,8 +46,14 @@ class Elf:
     tables: dict[str, bytes] = field(default_factory=dict)
     dynamic: list[tuple[int, int | str]] = field(default_factory=list)
     phdrs: list[tuple[int, str, int | None]] = field(default_factory=list)
+    big_endian: bool = False  # then an s390x file
+
+    @property
+    def e(self) -> str:
+        return ">" if self.big_endian else "<"
 
     def build(self) -> bytes:
+        e = self.e
         tables = {"dynstr": bytes(self.strings.data), **self.tables}
         dyn = [(DT["STRTAB"], "dynstr"), (DT["STRSZ"], len(tables["dynstr"])), *self.dynamic, (DT["NULL"], 0)]
         nph = 2 + len(self.phdrs)
@@ -60,29 +66,30 @@ class Elf:
             blobs.append((pos, data))
             pos += len(data)
         pos = (pos + 7) // 8 * 8
-        dyn_bytes = b"".join(struct.pack("<qQ", t, where[v] if isinstance(v, str) else v) for t, v in dyn)
+        dyn_bytes = b"".join(struct.pack(e + "qQ", t, where[v] if isinstance(v, str) else v) for t, v in dyn)
         where["dynamic"] = pos
         blobs.append((pos, dyn_bytes))
         total = pos + len(dyn_bytes)
 
         def ph(p_type, flags, off, size, align=8):
-            return struct.pack("<IIQQQQQQ", p_type, flags, off, off, off, size, size, align)
+            return struct.pack(e + "IIQQQQQQ", p_type, flags, off, off, off, size, size, align)
 
         headers = [ph(PT_LOAD, 5, 0, total, 0x1000)]
         headers += [ph(t, 4, where[name], len(tables[name]) if size is None else size) for t, name, size in self.phdrs]
         headers.append(ph(PT_DYNAMIC, 6, where["dynamic"], len(dyn_bytes)))
-        ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+        ident = b"\x7fELF" + bytes([2, 2 if self.big_endian else 1, 1, 0]) + b"\0" * 8
         out = bytearray(total)
-        out[:64] = ident + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, nph, 64, 0, 0)
+        out[:64] = ident + struct.pack(e + "HHIQQQIHHHHHH", 3, 22 if self.big_endian else 62, 1, 0, 64, 0, 0, 64, 56,
+                                       nph, 64, 0, 0)
         out[64 : 64 + 56 * nph] = b"".join(headers)
         for off, data in blobs:
             out[off : off + len(data)] = data
         return bytes(out)
 
 
-def symbol(name: int, *, defined: bool = False, kind: int = 2) -> bytes:
+def symbol(name: int, *, defined: bool = False, kind: int = 2, e: str = "<") -> bytes:
     """One Elf64_Sym: a global function, undefined unless ``defined``."""
-    return struct.pack("<IBBHQQ", name, (1 << 4) | kind, 0, 7 if defined else 0, 0x1000 if defined else 0, 0)
+    return struct.pack(e + "IBBHQQ", name, (1 << 4) | kind, 0, 7 if defined else 0, 0x1000 if defined else 0, 0)
 
 
 def with_symbols(elf: Elf, syms: list[bytes] | bytes, count: int, versym: bytes | None = None) -> Elf:
@@ -166,6 +173,34 @@ def gnu_hash_chain(zeros: int) -> bytes:
     elf.tables["gnu_hash"] = struct.pack("<IIII", 1, 1, 1, 6) + b"\0" * 8 + struct.pack("<I", 1) + bytes(zeros)
     elf.dynamic += [(DT["SYMTAB"], "dynsym"), (DT["SYMENT"], 24), (DT["GNU_HASH"], "gnu_hash")]
     return elf.build()
+
+
+def gnu_hash_table(chains: list[int], symndx: int = 1, *, big_endian: bool = False, odd_noise: bool = True) -> tuple[bytes, int]:
+    """A sound GNU hash table with one bucket per chain of the given lengths
+    (the file's symbols are symndx + their sum, every one but the null
+    symbol imported), and that count.  The hash words are random but for the end bit, so a
+    reader that looks at the wrong byte of a word is caught."""
+    import random
+
+    rnd = random.Random(len(chains) * 7919 + sum(chains))
+    elf = Elf(big_endian=big_endian)
+    e = elf.e
+    total = symndx + sum(chains)
+    # every symbol an import of its own name: a reader that counts wrong
+    # imports fewer, or reads the next table as symbols
+    elf.tables["dynsym"] = bytes(24) + b"".join(symbol(elf.strings.add(f"s{i}"), e=e) for i in range(1, total))
+    buckets, words, at = [], [], symndx
+    for length in chains:
+        buckets.append(at if length else 0)
+        for i in range(length):
+            noise = rnd.getrandbits(32) & ~1 & (0xFFFFFFFF if odd_noise else 0xFFFFFF00)
+            words.append(noise | (1 if i == length - 1 else 0))
+        at += length
+    table = struct.pack(e + "IIII", len(chains), symndx, 1, 6) + b"\0" * 8
+    table += struct.pack(f"{e}{len(buckets)}I", *buckets) + struct.pack(f"{e}{len(words)}I", *words)
+    elf.tables["gnu_hash"] = table
+    elf.dynamic += [(DT["SYMTAB"], "dynsym"), (DT["SYMENT"], 24), (DT["GNU_HASH"], "gnu_hash")]
+    return elf.build(), total
 
 
 def many_imports(n: int, *, distinct: bool = True) -> bytes:

@@ -100,8 +100,8 @@ MAX_DYNAMIC_ENTRIES = 1 << 20
 MAX_SYMBOLS = 1 << 24
 MAX_VERNEED = 1 << 16
 MAX_NEEDED = 1 << 14  # DT_NEEDED entries of one file (21: gdb)
-MAX_IMPORTS = 1 << 20  # undefined symbols of one file (5,719: libtorch_python.so)
-MAX_IMPORT_NAME_BYTES = 32 << 20  # their distinct names together (344 KB: libtorch_python.so)
+MAX_IMPORTS = 1 << 18  # undefined symbols of one file (5,719: libtorch_python.so; ~136 bytes each held)
+MAX_IMPORT_NAME_BYTES = 16 << 20  # their distinct names together (344 KB: libtorch_python.so)
 MAX_NOTE_BYTES = 1 << 20  # PT_NOTE and PT_GNU_PROPERTY segments together (296 bytes)
 
 # Only these defined functions matter (Python extension module init functions);

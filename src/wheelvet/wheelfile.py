@@ -45,6 +45,13 @@ MAX_MEMBER_SIZE = 8 << 30
 MAX_TOTAL_SIZE = 32 << 30
 MAX_RATIO = 1000  # uncompressed / compressed, for members over RATIO_FLOOR
 RATIO_FLOOR = 64 << 20
+# What all the ELF files of one wheel may hold together, so that the facts
+# held in memory and the audit's work over them stay bounded whatever the
+# number of files (torch, the largest real wheel: 956 DT_NEEDED entries and
+# 35,024 imported symbols in 136 ELF files).
+MAX_WHEEL_NEEDED = 1 << 14
+MAX_WHEEL_IMPORTS = 1 << 19
+MAX_WHEEL_IMPORT_NAME_BYTES = 32 << 20
 # WHEEL, METADATA and RECORD are read whole: sizes past these are refused.
 # (RECORD: 200,000 entries of ~300 bytes; METADATA: a long README.)
 MAX_TEXT_SIZE = {"WHEEL": 1 << 20, "METADATA": 32 << 20, "RECORD": 64 << 20}
@@ -345,6 +352,8 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
         if digest or sniff:
             tasks.append(_Task(info, digest, sniff))
     results = _read_members_all(path, zf.fp.fileno(), tasks, jobs)
+    if WHEEL_PROBLEM in results:
+        raise InvalidWheel(filename, results[WHEEL_PROBLEM].problem)
     facts: dict[str, ElfFacts] = {}
     for info in infos:
         result = results.get(info.filename)
@@ -371,6 +380,27 @@ class _Task:
 class _Failure:
     problem: str
     elf: bool  # an ELF structure problem (else the member's bytes)
+    wheel: bool = False  # a problem of the whole wheel (a limit on all its files together)
+
+
+class _Totals:
+    """What the ELF files read so far hold together, against the wheel's limits."""
+
+    def __init__(self) -> None:
+        self.needed = self.imports = self.name_bytes = 0
+
+    def add(self, facts: ElfFacts) -> str | None:
+        self.needed += len(facts.needed)
+        self.imports += len(facts.imports)
+        self.name_bytes += sum(len(s.name) for s in facts.imports)
+        if self.needed > MAX_WHEEL_NEEDED:
+            return f"its ELF files hold more than the {MAX_WHEEL_NEEDED} DT_NEEDED entries allowed in all"
+        if self.imports > MAX_WHEEL_IMPORTS:
+            return f"its ELF files import more than the {MAX_WHEEL_IMPORTS} symbols allowed in all"
+        if self.name_bytes > MAX_WHEEL_IMPORT_NAME_BYTES:
+            return (f"the names of the symbols its ELF files import add up to more than the "
+                    f"{MAX_WHEEL_IMPORT_NAME_BYTES} bytes allowed")
+        return None
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -394,6 +424,7 @@ def _read_members(fd: int, tasks: list[_Task]) -> list[ElfFacts | _Failure | Non
     """Inflate each task's member once: check its size, CRC and hash, and
     parse it when it is ELF (runs in a worker process or inline)."""
     out: list[ElfFacts | _Failure | None] = []
+    totals = _Totals()
     for task in tasks:
         info = task.info
         try:
@@ -411,6 +442,9 @@ def _read_members(fd: int, tasks: list[_Task]) -> list[ElfFacts | _Failure | Non
         except INFLATE_ERRORS as exc:
             problem = f"bad deflate data ({exc})"
         out.append(_Failure(problem, elf=False) if problem else facts)
+        if isinstance(facts, ElfFacts) and (too_much := totals.add(facts)):
+            out.append(_Failure(too_much, elf=False, wheel=True))  # (the caller stops at it)
+            break
     return out
 
 
@@ -418,7 +452,7 @@ def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) 
     total = sum(t.info.file_size for t in tasks)
     jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
     if jobs <= 1 or len(tasks) < 2 or total < PARALLEL_MIN_BYTES:
-        return dict(zip((t.info.filename for t in tasks), _read_members(fd, tasks)))
+        return _results(tasks, _read_members(fd, tasks))
     # Largest first, in batches of similar weight, so both cores stay busy.
     order = sorted(tasks, key=lambda t: t.info.file_size, reverse=True)
     batches: list[list[_Task]] = []
@@ -435,15 +469,34 @@ def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) 
         batches.append(current)
     out: dict[str, ElfFacts | _Failure | None] = {}
     identity = _identity(os.fstat(fd))
+    totals = _Totals()
     try:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
-                out.update(zip((t.info.filename for t in batch), result))
+                part = _results(batch, result)
+                too_much = next((r for r in part.values() if isinstance(r, _Failure) and r.wheel), None)
+                for facts in part.values():
+                    if too_much is None and isinstance(facts, ElfFacts) and (problem := totals.add(facts)):
+                        too_much = _Failure(problem, elf=False, wheel=True)
+                if too_much is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    return {WHEEL_PROBLEM: too_much}
+                out.update(part)
     except BrokenProcessPool:
         # (not the wheel's fault: killed, or out of memory; a RuntimeError,
         # which would otherwise read as a corrupt archive)
         raise WorkerDied("a worker process reading the wheel died") from None
     return out
+
+
+WHEEL_PROBLEM = "\0wheel"  # the key of a problem of the whole wheel (no member has this name)
+
+
+def _results(tasks: list[_Task], out: list[ElfFacts | _Failure | None]) -> dict[str, ElfFacts | _Failure | None]:
+    """Member name -> result; a problem of the whole wheel, if any, alone."""
+    if out and isinstance(out[-1], _Failure) and out[-1].wheel:
+        return {WHEEL_PROBLEM: out[-1]}
+    return dict(zip((t.info.filename for t in tasks), out))
 
 
 class WorkerDied(Exception):
