@@ -150,18 +150,18 @@ def shared_version_needs(entries: int, versions: int) -> bytes:
     return extension(elf).build()
 
 
-def many_notes(segments: int, size: int) -> bytes:
-    """``segments`` PT_NOTE program headers over one region of ``size`` zero
-    bytes (each zero word is an empty note)."""
+def many_notes(segments: int, size: int, fill: bytes = b"\0") -> bytes:
+    """``segments`` PT_NOTE program headers over one region of ``size`` bytes,
+    zeros by default (each zero word an empty note), else ``fill`` repeated."""
     elf = Elf()
-    elf.tables["notes"] = bytes(size)
+    elf.tables["notes"] = (fill * (size // len(fill) + 1))[:size]
     elf.phdrs += [(PT_NOTE, "notes", None)] * segments
     return extension(elf).build()
 
 
-def huge_note(size: int) -> bytes:
+def huge_note(size: int, fill: bytes = b"\0") -> bytes:
     """One PT_NOTE segment of ``size`` bytes."""
-    return many_notes(1, size)
+    return many_notes(1, size, fill)
 
 
 def gnu_hash_chain(zeros: int) -> bytes:
@@ -214,18 +214,22 @@ def many_imports(n: int, *, distinct: bool = True) -> bytes:
 
 
 def symbols_with_noise(n: int, imports: int = 100) -> bytes:
-    """``n`` symbols, nearly all defined (noise), ``imports`` of them undefined."""
+    """``n`` symbols, nearly all defined (noise), ``imports`` of them
+    undefined, spread evenly (built in blocks: n may be tens of millions)."""
     elf = Elf()
     elf.dynamic.append((DT["NEEDED"], elf.strings.add("libc.so.6")))
-    noise = elf.strings.add("noise")
+    noise = symbol(elf.strings.add("noise"), defined=True, kind=1)
     every = max(n // max(imports, 1), 1)
-    names = [elf.strings.add(f"imp{i}") for i in range(imports)]
-    one_defined, one_undefined = symbol(noise, defined=True, kind=1), [symbol(x) for x in names]
-    parts = []
-    for i in range(n):
-        parts.append(one_undefined[i // every] if i % every == 0 and i // every < imports else one_defined)
-    parts.append(symbol(elf.strings.add("PyInit_m"), defined=True))
-    return with_symbols(elf, b"".join(parts), n + 1).build()
+    blocks, left = [], n
+    for i in range(imports):
+        if left <= 0:
+            break
+        size = min(every, left)
+        blocks.append(symbol(elf.strings.add(f"imp{i}")) + noise * (size - 1))
+        left -= size
+    blocks.append(noise * left)
+    blocks.append(symbol(elf.strings.add("PyInit_m"), defined=True))
+    return with_symbols(elf, b"".join(blocks), n + 1).build()
 
 
 def long_names(count: int, length: int) -> bytes:

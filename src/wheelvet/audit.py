@@ -320,7 +320,7 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
 
     libc = libc or "glibc"
     policies = load_policies(libc, arch)
-    host_files = WheelFiles(contents.elf, _HOST)
+    host_files = WheelFiles(contents.elf, _HOST, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
     config = SearchConfig.from_environment(options.environ, options.ldpaths)
     conf = _conf_dirs() if config.conf is None else None
 
@@ -479,11 +479,13 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
 
     # Findings a reader acts on.
     highest = refs[policies.highest.name]
+    # (resolve: why the loader's result is unknown, per library; built once)
+    unknown_of = {s: lib.unknown for t in trees.values() for s, lib in t.libraries.items() if lib.unknown}
     for soname, real in sorted(highest.libs.items()):
         users = sorted(m for m in roots if soname in root_libs[m])
         where = users[0] if len(users) == 1 else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
-        unknown = next((lib.unknown for t in trees.values() if (lib := t.libraries.get(soname)) and lib.unknown), None)
+        unknown = unknown_of.get(soname)
         if real is None and unknown:  # (resolve: the loader's search passes where wheelvet cannot look)
             findings.append(Finding("library-not-found", "error", where,
                                     f"needs {soname}{who}, and wheelvet cannot know which file the loader loads for it: "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import array
 import bisect
 import errno
+import itertools
 import mmap
 import os
 import stat
@@ -527,10 +528,12 @@ def _read_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], strtab: _Tabl
             versym.byteswap()
     # (st_name, st_info, st_shndx), the rest skipped as padding
     fmt = e + ("IBxH16x" if lay.word == 8 else "I8xBxH")
-    undefined = [(idx, st_name, st_info) for idx, (st_name, st_info, st_shndx) in enumerate(struct.iter_unpack(fmt, syms))
-                 if st_shndx == SHN_UNDEF and st_name and idx]
+    # (taken one past the limit at most: millions are not listed to be refused)
+    undefined = list(itertools.islice(
+        ((idx, st_name, st_info) for idx, (st_name, st_info, st_shndx) in enumerate(struct.iter_unpack(fmt, syms))
+         if st_shndx == SHN_UNDEF and st_name and idx), MAX_IMPORTS + 1))
     if len(undefined) > MAX_IMPORTS:
-        raise InvalidElf(f"{len(undefined)} undefined symbols, more than the {MAX_IMPORTS} allowed")
+        raise InvalidElf(f"more than the {MAX_IMPORTS} undefined symbols allowed")
     names: dict[int, str] = {}
     name_bytes = 0
     made: dict[tuple, ImportedSymbol] = {}
@@ -584,7 +587,7 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
         start = boff + 4 * nbuckets + 4 * (last - symndx)
         budget = 4 * (MAX_SYMBOLS + 1)
         pos = start
-        while pos - start < budget:
+        while pos - start < budget and pos < buf.size:
             chunk = buf.available(pos, budget - (pos - start))
             words = len(chunk) // 4
             if not words:

@@ -66,9 +66,16 @@ WHEEL_ROOT = "/\0wheel"
 LIBPYTHON_RE = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d)*$")
 _ORIGIN_RE = re.compile(r"\$(ORIGIN|\{ORIGIN\})")
 
-# All the trees of one wheel together (torch, the largest real wheel,
-# takes about 30,000: each step is one directory tried for one name).
-MAX_RESOLVE_STEPS = 2_000_000
+# The steps all the trees of one wheel may take together: a base, and one
+# more per RESOLVE_BYTES_PER_STEP bytes of its ELF files (so the bound grows
+# with the input, not with a product of its parts).  A step is one directory
+# tried for one name, or one needed name of a library in a tree.  Real
+# wheels take far less: torch (700 MB of ELF files) about 30,000; 800
+# crafted modules each needing 20 others and 5 system libraries (a VTK-like
+# layout in 800 KB) 6.9 million, which real modules of that number outweigh.
+RESOLVE_BASE_STEPS = 1_000_000
+RESOLVE_BYTES_PER_STEP = 8
+MAX_RESOLVE_STEPS = RESOLVE_BASE_STEPS  # for a tree resolved on its own
 # A host directory with more entries than this is probed name by name
 # instead of listed (its listing would cost more than it saves).
 MAX_LISTING = 1 << 16
@@ -192,10 +199,14 @@ class WheelFiles:
     name thousands of directories deep would make that quadratic.)
     """
 
-    def __init__(self, members: Mapping[str, ElfFacts | None], host: Files) -> None:
+    def __init__(self, members: Mapping[str, ElfFacts | None], host: Files, *, input_bytes: int = 0) -> None:
         self.members = members
         self.host = host
-        self.budget = Budget()
+        self.budget = Budget(RESOLVE_BASE_STEPS + input_bytes // RESOLVE_BYTES_PER_STEP)
+        # (object, the libc's view of it, its search path) -> (the directories
+        # worth trying, name -> result): every tree that loads an object the
+        # same way shares its searches.
+        self.searches: dict[tuple, tuple[list[SearchDir], dict]] = {}
         self._sorted = sorted(members)
         self._by_dir: dict[str, set[str]] = {}
         self._by_name: dict[str, list[str]] = {}
@@ -605,6 +616,11 @@ def resolve_tree(
     system = [SearchDir(d, d) for d in system_list]
     env = [SearchDir(d, d) for d in config.env]
     budget: Budget = getattr(files, "budget", None) or Budget()
+    searches: dict = getattr(files, "searches", None)
+    if searches is None:
+        searches = {}
+    # what decides whether a candidate is taken (is_compatible)
+    compat = (facts.elf_class, facts.little_endian, facts.machine, facts.osabi in (0, 3) or facts.osabi)
 
     libraries: dict[str, Library] = {}
     by_soname: dict[str, Library] = {}
@@ -633,8 +649,13 @@ def resolve_tree(
             order += env
             order += search_path(obj.runpath, origin, libc) if obj.runpath else ()
             order += system
-        budget.spend(len(order) + len(obj.needed) + 1)
-        dirs = _searchable(order, files)
+        key = (obj_path, compat, tuple(order))
+        memo = searches.get(key)
+        if memo is None:
+            budget.spend(len(order))
+            memo = searches[key] = (_searchable(order, files), {})
+        dirs, results = memo
+        budget.spend(len(obj.needed) + 1)
 
         for soname in obj.needed:
             if soname in libraries or soname in excluded:
@@ -648,7 +669,9 @@ def resolve_tree(
             if LIBPYTHON_RE.match(soname) or (musl and is_musl_builtin(soname)):
                 libraries[soname] = Library(soname, None, None, None, obj_path)
                 continue
-            found, unknown = _find(soname, origin, dirs, files, facts, libc, budget)
+            if soname not in results:
+                results[soname] = _find(soname, origin, dirs, files, facts, libc, budget)
+            found, unknown = results[soname]
             if found and _excluded(found[1], exclude):
                 excluded.add(soname)
                 continue

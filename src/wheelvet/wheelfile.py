@@ -46,10 +46,12 @@ MAX_TOTAL_SIZE = 32 << 30
 MAX_RATIO = 1000  # uncompressed / compressed, for members over RATIO_FLOOR
 RATIO_FLOOR = 64 << 20
 # What all the ELF files of one wheel may hold together, so that the facts
-# held in memory and the audit's work over them stay bounded whatever the
-# number of files (torch, the largest real wheel: 956 DT_NEEDED entries and
-# 35,024 imported symbols in 136 ELF files).
-MAX_WHEEL_NEEDED = 1 << 14
+# held in memory stay bounded whatever the number of files (torch, the
+# largest real wheel here: 956 DT_NEEDED entries and 35,024 imported symbols
+# in 136 ELF files; a wheel of 800 modules needing 25 libraries each would
+# hold 20,000 DT_NEEDED entries).  The resolver's work has its own bound
+# (resolve.RESOLVE_BASE_STEPS).
+MAX_WHEEL_NEEDED = 1 << 18
 MAX_WHEEL_IMPORTS = 1 << 19
 MAX_WHEEL_IMPORT_NAME_BYTES = 32 << 20
 # WHEEL, METADATA and RECORD are read whole: sizes past these are refused.
@@ -143,6 +145,7 @@ class WheelContents:
     members: tuple[str, ...]  # every file member, in archive order
     elf: Mapping[str, ElfFacts]  # ELF members -> facts
     verified: bool = False  # every member checked against its CRC and RECORD hash
+    elf_bytes: int = 0  # the ELF members' size together (what bounds the work on them)
 
 
 def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]]]:
@@ -366,7 +369,9 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
             facts[info.filename] = reused[info.filename]
         elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
             raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
-    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify)
+    elf_bytes = sum(i.file_size for i in infos if i.filename in facts)
+    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify,
+                         elf_bytes)
 
 
 @dataclass(frozen=True)
