@@ -481,8 +481,12 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
     highest = refs[policies.highest.name]
     # (resolve: why the loader's result is unknown, per library; built once)
     unknown_of = {s: lib.unknown for t in trees.values() for s, lib in t.libraries.items() if lib.unknown}
+    users_of: dict[str, list[str]] = defaultdict(list)  # (one pass: roots x libraries was quadratic)
+    for m in roots:
+        for s in root_libs[m]:
+            users_of[s].append(m)
     for soname, real in sorted(highest.libs.items()):
-        users = sorted(m for m in roots if soname in root_libs[m])
+        users = sorted(users_of.get(soname, ()))
         where = users[0] if len(users) == 1 else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
         unknown = unknown_of.get(soname)
