@@ -100,8 +100,8 @@ MAX_PHNUM = 0xFFFF
 MAX_DYNAMIC_ENTRIES = 1 << 20
 MAX_SYMBOLS = 1 << 24
 MAX_VERNEED = 1 << 16
-MAX_NEEDED = 1 << 14  # DT_NEEDED entries of one file (21: gdb)
-MAX_IMPORTS = 1 << 18  # undefined symbols of one file (5,719: libtorch_python.so; ~136 bytes each held)
+MAX_NEEDED = 1 << 12  # DT_NEEDED entries of one file (21: gdb; the audit works on each per policy)
+MAX_IMPORTS = 1 << 17  # undefined symbols of one file (5,719: libtorch_python.so; ~136 bytes each held)
 MAX_IMPORT_NAME_BYTES = 16 << 20  # their distinct names together (344 KB: libtorch_python.so)
 MAX_NOTE_BYTES = 1 << 20  # PT_NOTE and PT_GNU_PROPERTY segments together (296 bytes)
 
@@ -263,7 +263,7 @@ class _Table:
         end = self.data.find(b"\0", start, self.base + self.size)
         if end < 0:
             raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
-        return bytes(self.data[start:end]).decode("utf-8", "surrogateescape")
+        return self.data[start:end].decode("utf-8", "surrogateescape")
 
     def startswith(self, prefixes: tuple[bytes, ...], off: int) -> bool:
         if not 0 <= off < self.size:
@@ -273,10 +273,15 @@ class _Table:
             return any(self.data[at : at + len(p)] == p for p in prefixes)
         return self.data.startswith(prefixes, at)
 
-    def length(self, off: int) -> int:
-        """The length of the string at ``off`` (up to the table's end when it has no NUL)."""
-        end = self.data.find(b"\0", self.base + off, self.base + self.size)
-        return (end if end >= 0 else self.base + self.size) - self.base - off
+    def string_and_length(self, off: int, what: str) -> tuple[str, int]:
+        """:meth:`string`, and its length in the table (one search for its end)."""
+        if not 0 <= off < self.size:
+            raise InvalidElf(f"{what}: string offset {off:#x} is outside the string table ({self.size} bytes)")
+        start = self.base + off
+        end = self.data.find(b"\0", start, self.base + self.size)
+        if end < 0:
+            raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
+        return self.data[start:end].decode("utf-8", "surrogateescape"), end - start
 
 
 def is_elf(head: bytes) -> bool:
@@ -540,13 +545,14 @@ def _read_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], strtab: _Tabl
     for idx, st_name, st_info in undefined:
         name = names.get(st_name)
         if name is None:
-            # (the length first: names may overlap in the table, so their
-            # sum is bounded here rather than by the table's size)
-            name_bytes += strtab.length(st_name) if 0 <= st_name < strtab.size else 0
+            # (names may overlap in the table, so their sum is bounded here
+            # rather than by the table's size; one name is at most the table)
+            name, length = strtab.string_and_length(st_name, "symbol name")
+            name_bytes += length
             if name_bytes > MAX_IMPORT_NAME_BYTES:
                 raise InvalidElf(f"the names of its undefined symbols add up to more than the "
                                  f"{MAX_IMPORT_NAME_BYTES} bytes allowed")
-            name = names[st_name] = strtab.string(st_name, "symbol name")
+            names[st_name] = name
         version = library = None
         if versym is not None:
             vi = versym[idx] & 0x7FFF

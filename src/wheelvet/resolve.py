@@ -217,6 +217,7 @@ class WheelFiles:
             self._by_name.setdefault(base, []).append(d)
         self._host_dirs: dict[str, bool] = {}
         self._host_names: dict[str, Collection[str] | None] = {}
+        self._host_files: dict[str, tuple[str, ElfFacts] | None] = {}
 
     def is_dir(self, path: str) -> bool:
         if not in_wheel(path):
@@ -241,7 +242,9 @@ class WheelFiles:
 
     def lookup(self, path: str) -> tuple[str, ElfFacts] | None:
         if not in_wheel(path):
-            return self.host.lookup(path)
+            if path not in self._host_files:  # (every tree looks up libc.so.6 again)
+                self._host_files[path] = self.host.lookup(path)
+            return self._host_files[path]
         facts = self.members.get(member_name(path))
         return (path, facts) if facts is not None else None
 
@@ -249,7 +252,7 @@ class WheelFiles:
 # ------------------------------------------------------------------ search paths
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SearchDir:
     """One entry of a search path, as the loader reads it.
 
@@ -258,6 +261,10 @@ class SearchDir:
     an entry may name (an entry inside the wheel with ``$LIB`` or
     ``$PLATFORM``).  ``doubt`` is False for an entry the loader is known to
     skip (musl's reading of a list with another ``$``).
+
+    Compared by identity (hashing fields on every lookup of the resolver's
+    memo costs more than the search it saves): the same entry of the same
+    file is one object, :func:`search_path` being cached.
     """
 
     entry: str
@@ -473,6 +480,8 @@ def parse_ld_so_conf(path: str) -> list[str]:
     however often it is included: an include can reach itself."""
     out: list[str] = []
     seen: set[str] = set()
+    named: set[str] = set()
+    globbed: dict[str, list[str]] = {}  # (the same include in every file of a loop)
     # A stack of what is left to do at each level: files to read, or lines
     # of a file being read (an explicit stack: includes can nest deeply).
     frames: list = [iter([("file", path, "")])]
@@ -483,6 +492,9 @@ def parse_ld_so_conf(path: str) -> list[str]:
             continue
         kind, value, base = item
         if kind == "file":
+            if value in named:  # (as named: no realpath for a file met again)
+                continue
+            named.add(value)
             real = os.path.realpath(value)
             if real in seen:
                 continue
@@ -502,7 +514,9 @@ def parse_ld_so_conf(path: str) -> list[str]:
             for pattern in line[8:].split():
                 if not pattern.startswith("/"):
                     pattern = os.path.join(base, pattern)
-                files += sorted(glob.glob(pattern))
+                if pattern not in globbed:
+                    globbed[pattern] = sorted(glob.glob(pattern))
+                files += globbed[pattern]
             frames.append(iter([("file", f, "") for f in files]))
         else:
             out.append(posixpath.normpath(line))
@@ -613,8 +627,8 @@ def resolve_tree(
     if facts.interpreter and config.use_interp_dirs:
         d = posixpath.dirname(posixpath.normpath(facts.interpreter))
         system_list += [d, posixpath.normpath("/usr" + d)]
-    system = [SearchDir(d, d) for d in system_list]
-    env = [SearchDir(d, d) for d in config.env]
+    system = list(_fixed_dirs(tuple(system_list)))
+    env = list(_fixed_dirs(tuple(config.env)))
     budget: Budget = getattr(files, "budget", None) or Budget()
     searches: dict = getattr(files, "searches", None)
     if searches is None:
@@ -651,9 +665,10 @@ def resolve_tree(
             order += system
         key = (obj_path, compat, tuple(order))
         memo = searches.get(key)
+        budget.spend(len(order))  # (built and hashed for every object of every tree)
         if memo is None:
-            budget.spend(len(order))
-            memo = searches[key] = (_searchable(order, files), {})
+            memo = searches[key] = ([(d, None if d.path is None else files.names_in(d.path))
+                                     for d in _searchable(order, files)], {})
         dirs, results = memo
         budget.spend(len(obj.needed) + 1)
 
@@ -687,6 +702,12 @@ def resolve_tree(
     return Tree(path, facts, libc, tuple(n for n in facts.needed if n not in excluded), libraries, frozenset(excluded))
 
 
+@functools.lru_cache(maxsize=256)
+def _fixed_dirs(paths: tuple[str, ...]) -> tuple[SearchDir, ...]:
+    """The configured directories, one object each however often asked for."""
+    return tuple(SearchDir(d, d) for d in paths)
+
+
 def _searchable(order: list[SearchDir], files: Files) -> list[SearchDir]:
     """The entries worth trying, in order: each directory once, if it exists;
     the entries wheelvet cannot search, where they stand."""
@@ -703,10 +724,12 @@ def _searchable(order: list[SearchDir], files: Files) -> list[SearchDir]:
     return out
 
 
-def _find(soname: str, origin: str, dirs: list[SearchDir], files: Files, root: ElfFacts, libc: str | None,
-          budget: Budget) -> tuple[tuple[str, str, ElfFacts] | None, str | None]:
+def _find(soname: str, origin: str, dirs: list[tuple[SearchDir, Collection[str] | None]], files: Files,
+          root: ElfFacts, libc: str | None, budget: Budget) -> tuple[tuple[str, str, ElfFacts] | None, str | None]:
     """(where ``soname`` is found: the path tried, the real path, facts) or
     None, and why wheelvet cannot know what the loader loads, if so.
+    ``dirs``: the entries to try, each with the names its directory holds
+    (None: unknown, look the file up).
 
     An entry with ``$LIB`` or ``$PLATFORM`` inside the wheel names wheel
     directories only: before the directory where the library is found (or
@@ -723,25 +746,28 @@ def _find(soname: str, origin: str, dirs: list[SearchDir], files: Files, root: E
         return ((where.path, *hit) if hit is not None and root.is_compatible(hit[1]) else None), None
     doubts: list[SearchDir] = []
     holding: list[str] | None = None
-    for d in dirs:
-        budget.spend(1)
-        if d.path is None:
-            if d.pattern is not None:
-                if holding is None:
-                    holding = list(files.dirs_holding(soname))
-                    budget.spend(len(holding))
-                if any(d.pattern.fullmatch(h) for h in holding):
-                    return None, f"the loader first looks in {d.describe()}, which may hold it"
-                continue  # it names wheel directories, and none of those holds it
-            doubts.append(d)
-            continue
-        names = files.names_in(d.path)
-        if names is not None and soname not in names:
-            continue
-        cand = posixpath.join(d.path, soname)
-        hit = files.lookup(cand)
-        if hit is not None and root.is_compatible(hit[1]):
-            return (cand, *hit), None
+    tried = 0
+    try:
+        for d, names in dirs:
+            tried += 1
+            if d.path is None:
+                if d.pattern is not None:
+                    if holding is None:
+                        holding = list(files.dirs_holding(soname))
+                        tried += len(holding)
+                    if any(d.pattern.fullmatch(h) for h in holding):
+                        return None, f"the loader first looks in {d.describe()}, which may hold it"
+                    continue  # it names wheel directories, and none of those holds it
+                doubts.append(d)
+                continue
+            if names is not None and soname not in names:
+                continue
+            cand = posixpath.join(d.path, soname)
+            hit = files.lookup(cand)
+            if hit is not None and root.is_compatible(hit[1]):
+                return (cand, *hit), None
+    finally:
+        budget.spend(tried)
     if doubts:
         return None, "the loader also looks in " + ", ".join(d.describe() for d in doubts)
     return None, None

@@ -52,8 +52,12 @@ RATIO_FLOOR = 64 << 20
 # hold 20,000 DT_NEEDED entries).  The resolver's work has its own bound
 # (resolve.RESOLVE_BASE_STEPS).
 MAX_WHEEL_NEEDED = 1 << 18
-MAX_WHEEL_IMPORTS = 1 << 19
+MAX_WHEEL_IMPORTS = 1 << 18
 MAX_WHEEL_IMPORT_NAME_BYTES = 32 << 20
+# Each ELF member costs its parse, its tree and its share of the verdict
+# (~100 us here, whatever its size): past this many, a wheel of tiny ELF
+# files would take many times what a normal wheel of its size does.
+MAX_ELF_MEMBERS = 1 << 12
 # WHEEL, METADATA and RECORD are read whole: sizes past these are refused.
 # (RECORD: 200,000 entries of ~300 bytes; METADATA: a long README.)
 MAX_TEXT_SIZE = {"WHEEL": 1 << 20, "METADATA": 32 << 20, "RECORD": 64 << 20}
@@ -392,9 +396,12 @@ class _Totals:
     """What the ELF files read so far hold together, against the wheel's limits."""
 
     def __init__(self) -> None:
-        self.needed = self.imports = self.name_bytes = 0
+        self.files = self.needed = self.imports = self.name_bytes = 0
 
     def add(self, facts: ElfFacts) -> str | None:
+        self.files += 1
+        if self.files > MAX_ELF_MEMBERS:
+            return f"it holds more than the {MAX_ELF_MEMBERS} ELF files allowed"
         self.needed += len(facts.needed)
         self.imports += len(facts.imports)
         self.name_bytes += sum(len(s.name) for s in facts.imports)

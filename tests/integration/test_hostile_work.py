@@ -185,8 +185,13 @@ def test_needed_entries_of_one_file(n):
             parse_elf(data)
 
 
+def test_too_many_elf_files_refused_by_every_command(tmp_path):
+    files = {f"pkg/m{i}.cpython-311-x86_64-linux-gnu.so": H.extension(H.Elf(), f"m{i}").build() for i in range(4097)}
+    refused_by_every_command(tmp_path, files, "it holds more than the 4096 ELF files allowed")
+
+
 def test_too_many_needed_entries_refused_by_every_command(tmp_path):
-    refused_by_every_command(tmp_path, {SO: H.many_needed(100_000)}, f"{SO}: 100000 DT_NEEDED entries, more than the 16384 allowed")
+    refused_by_every_command(tmp_path, {SO: H.many_needed(100_000)}, f"{SO}: 100000 DT_NEEDED entries, more than the 4096 allowed")
 
 
 # ---------------------------------------------------------------- whole wheels
@@ -195,7 +200,8 @@ def test_too_many_needed_entries_refused_by_every_command(tmp_path):
 @pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("limit,what", [("MAX_WHEEL_IMPORTS", "symbols allowed in all"),
                                         ("MAX_WHEEL_NEEDED", "DT_NEEDED entries allowed in all"),
-                                        ("MAX_WHEEL_IMPORT_NAME_BYTES", "bytes allowed")])
+                                        ("MAX_WHEEL_IMPORT_NAME_BYTES", "bytes allowed"),
+                                        ("MAX_ELF_MEMBERS", "ELF files allowed")])
 def test_limits_on_all_the_files_of_a_wheel(tmp_path, monkeypatch, jobs, limit, what):
     """Each file within its own limits, together past the wheel's; read in
     one process or shared between two (the workers check their part, the
@@ -205,8 +211,8 @@ def test_limits_on_all_the_files_of_a_wheel(tmp_path, monkeypatch, jobs, limit, 
     w = write_wheel(tmp_path / f"pkg-1.0-{TAG}.whl", {SO: H.many_needed(40), **files})
     wheelfile.read_wheel(str(w), jobs=jobs)  # fine as it is
     monkeypatch.setattr(wheelfile, limit, {"MAX_WHEEL_IMPORTS": 2000, "MAX_WHEEL_NEEDED": 45,
-                                           "MAX_WHEEL_IMPORT_NAME_BYTES": 6000}[limit])
-    with pytest.raises(InvalidWheel, match=f"pkg-1.0-{TAG}.whl: its ELF files .*{what}|pkg-1.0-{TAG}.whl: the names .*{what}"):
+                                           "MAX_WHEEL_IMPORT_NAME_BYTES": 6000, "MAX_ELF_MEMBERS": 8}[limit])
+    with pytest.raises(InvalidWheel, match=f"pkg-1.0-{TAG}.whl: (its ELF files|the names|it holds) .*{what}"):
         wheelfile.read_wheel(str(w), jobs=jobs)
 
 
