@@ -16,9 +16,10 @@ cache or /opt/wheels, else this machine's libraries) adding up to the same
 inflated size, since inflating and hashing every byte is the least any
 verified read costs.
 
-Both are run as `wheelvet show WHEEL` inside a small wrapper (`_run`) that
-records, besides its own peak RSS (os.wait4, through bench_repair's spawner),
-the peak RSS of its worker processes (RUSAGE_CHILDREN).  The ld.so.conf case
+Both are run as `wheelvet show WHEEL` inside a small wrapper (`_run`),
+started by bench_repair's spawner: os.wait4 gives the peak RSS of the largest
+process of the run (Linux counts the reaped worker processes in), and the
+wrapper records its workers' own (RUSAGE_CHILDREN) to tell them apart.  The ld.so.conf case
 cannot be put under a wheel (wheelvet reads the machine's /etc/ld.so.conf):
 it times parse_ld_so_conf on a configuration of 100 files whose includes
 reach themselves, beside one of 100 files each included once.
@@ -331,7 +332,7 @@ def print_table(rows: list[dict]) -> None:
         code = h.runs[0].returncode if h.runs else "-"
         print(f"{r['key']:<17} {hsize:>15} {code!s:>4} {fmt(h.best_s, '.2f', h):>7} {hrss:>11}   "
               f"{nsize:>15} {fmt(n.best_s, '.2f', n):>7} {nrss:>11} {fmt(ratio(h.best_s, n.best_s), '.2f', h, n):>6}")
-    print("(sizes: the wheel file / its members inflated; RSS: main process / its largest worker)")
+    print("(sizes: the wheel file / its members inflated; RSS: the largest process (wait4) / the largest worker)")
 
 
 def evaluate(rows: list[dict]) -> list[dict]:

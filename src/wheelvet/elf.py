@@ -770,9 +770,12 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
     try:
         return _parse(buf)
     except _Missing as exc:
-        miss = exc
+        # (only the offsets: the exception's traceback holds the first
+        # pass's buffer, which must go before the second pass fills another)
+        miss = _Missing(exc.start, exc.end)
     # Second pass: the first told us where the dynamic tables are.
     wanted = _table_ranges(buf, lay, miss)
+    del buf
     with open_stream() as stream:
         buf = _stream_ranges(stream, bytearray(), size, lay.header_end, lay.wanted_ranges() + wanted)
     try:
@@ -810,45 +813,57 @@ def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, 
 
 
 def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
-    prefix = head[:keep_prefix]
+    """Read the stream on from ``head`` (what was read of it already),
+    keeping bytes [0, keep_prefix) and the ``ranges``.  Each kept range is
+    allocated once at its full size and filled in place: appending to a
+    growing buffer copies it, and for a while holds it twice."""
     pos = len(head)
-    merged: list[list[int]] = []
-    for s, e_ in sorted((max(s, keep_prefix), e_) for s, e_ in ranges):
+    # The prefix and the ranges, merged where they meet: a table must lie
+    # in one buffer (a range starting inside the prefix extends it).
+    merged: list[list[int]] = [[0, min(keep_prefix, size)]]
+    for s, e_ in sorted((s, min(e_, size)) for s, e_ in ranges):
         if s >= e_:
-            continue  # inside the prefix
-        if merged and s <= merged[-1][1]:
+            continue  # empty, or past the end
+        if s <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], e_)
         else:
             merged.append([s, e_])
-    ranges = [(s, e_) for s, e_ in merged]
-    kept = min(keep_prefix, size) + sum(max(0, min(e_, size) - s) for s, e_ in ranges)
+    spans = [(s, e_) for s, e_ in merged]
+    kept = sum(e_ - s for s, e_ in spans)
     if kept > MAX_KEPT:
         raise InvalidElf(f"its program headers and dynamic tables name {kept} bytes to keep, more than the "
                          f"{MAX_KEPT} wheelvet holds for one file")
-    pieces = {s: bytearray() for s, _e in ranges}
-    for s, e_ in ranges:  # what the already-read head holds of each range
-        if s < pos:
-            pieces[s] += head[s : min(e_, pos)]
-    stop = max([keep_prefix] + [e_ for _s, e_ in ranges])
-    first = 0  # ranges before this one are complete (they are sorted and disjoint)
+    bufs = [bytearray(e_ - s) for s, e_ in spans]
+    filled = [0] * len(spans)  # bytes of each span read so far (from its start, in order)
+
+    def take(data, at: int, first: int) -> int:
+        """Copy what ``data`` (file bytes from offset ``at``) holds of each
+        span from index ``first`` on; the first span not yet complete."""
+        end = at + len(data)
+        while first < len(spans) and spans[first][1] <= at:
+            first += 1
+        for i in range(first, len(spans)):
+            s, e_ = spans[i]
+            if s >= end:
+                break
+            lo, hi = max(s, at), min(e_, end)
+            if s + filled[i] == lo and hi > lo:  # spans are filled in order
+                bufs[i][lo - s : hi - s] = data[lo - at : hi - at]
+                filled[i] = hi - s
+        return first
+
+    first = take(memoryview(head), 0, 0)
+    stop = max(e_ for _s, e_ in spans)
     while pos < stop:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
-        end = pos + len(chunk)
-        if pos < keep_prefix:
-            prefix += chunk[: keep_prefix - pos]
-        while first < len(ranges) and ranges[first][1] <= pos:
-            first += 1
-        for s, e_ in ranges[first:]:
-            if s >= end:
-                break
-            lo, hi = max(s, pos), min(e_, end)
-            # Ranges are filled in order, so this appends at the right place.
-            if s + len(pieces[s]) == lo:
-                pieces[s] += chunk[lo - pos : hi - pos]
-        pos = end
-    return _Bytes(size, prefix, pieces)
+        first = take(memoryview(chunk), pos, first)
+        pos += len(chunk)
+    for i, buf in enumerate(bufs):  # the stream ended early: keep what came
+        if filled[i] < len(buf):
+            del buf[filled[i]:]
+    return _Bytes(size, bufs[0], {s: bufs[i] for i, (s, _e) in enumerate(spans) if i})
 
 
 # ---------------------------------------------------------------- soundness

@@ -324,3 +324,22 @@ def test_ld_so_conf_including_a_fifo_does_not_hang(tmp_path):
     p = subprocess.run([sys.executable, "-c", f"from wheelvet.resolve import parse_ld_so_conf; print(parse_ld_so_conf({str(tmp_path / 'ld.so.conf')!r}))"],
                        capture_output=True, text=True, timeout=30, env=clean_env())
     assert p.stdout.strip() == "['/opt/a', '/opt/top']", p.stderr
+
+
+@pytest.mark.parametrize("prefix_cap", [1 << 16, 1 << 20, 3 << 20])
+def test_tables_beyond_the_kept_prefix_take_one_more_pass_not_two(monkeypatch, prefix_cap):
+    """The second pass keeps the tables where the first found them missing;
+    a table that starts inside the kept prefix extends it (split between two
+    buffers it was missed again, and the whole file was read a third time)."""
+    import io
+
+    monkeypatch.setattr(elf, "PREFIX_CAP", prefix_cap)
+    data = H.symbols_with_noise(200_000, 50)
+    opened = []
+
+    def open_stream():
+        opened.append(1)
+        return io.BytesIO(data)
+
+    facts = read_elf_stream(open_stream, len(data), "x.so")
+    assert facts == parse_elf(data) and len(opened) == 2
