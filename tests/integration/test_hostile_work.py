@@ -334,7 +334,8 @@ def test_tables_beyond_the_kept_prefix_take_one_more_pass_not_two(monkeypatch, p
     import io
 
     monkeypatch.setattr(elf, "PREFIX_CAP", prefix_cap)
-    data = H.symbols_with_noise(200_000, 50)
+    monkeypatch.setattr(elf, "NEAR_DYNAMIC", 4096)  # (else the 8 MiB before the dynamic segment hold it all)
+    data = H.symbols_with_noise(400_000, 50)
     opened = []
 
     def open_stream():
