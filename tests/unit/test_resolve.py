@@ -333,3 +333,16 @@ def test_unknown_entries_leave_a_library_unknown_never_found():
     files = WheelFiles(members, DictFiles({}))
     t = resolve_tree(wheel_path("pkg/ext.so"), members["pkg/ext.so"], files, NO_SYSTEM, libc="glibc")
     assert t.libraries["libd.so"].realpath == wheel_path("pkg.libs/libd.so") and t.libraries["libd.so"].unknown is None
+
+
+@pytest.mark.parametrize("libc,value,kept", [
+    ("glibc", "$ORIGIN/../pkg.libs:/usr/lib:$ORIGIN", ["$ORIGIN/../pkg.libs", "$ORIGIN"]),
+    ("glibc", "${ORIGIN}/x:$ORIGIN/x", ["${ORIGIN}/x", "$ORIGIN/x"]),
+    ("glibc", "$ORIGINAL:$ORIGIN/$LIB:$ORIGIN/../..:lib:", []),  # relative, unknown, out of the wheel, empty
+    ("musl", "$ORIGINAL", ["$ORIGINAL"]),  # musl: the object's directory + "AL", in the wheel
+    ("musl", "$ORIGIN/../pkg.libs:$LIB", []),  # musl ignores the whole list
+])
+def test_entries_inside_the_wheel_for_a_repair_to_keep(libc, value, kept):
+    from wheelvet.resolve import entries_inside_wheel
+
+    assert entries_inside_wheel(value, "pkg", libc) == kept
