@@ -407,14 +407,19 @@ def _musl_search_path(value: str, origin: str) -> tuple[SearchDir, ...]:
                 return (SearchDir(value, None, f"musl's loader ignores this whole list: {value[i:i + 12]!r} is not "
                                                "$ORIGIN or ${ORIGIN}", doubt=False),)
             i = value.find("$", i + 1)
-        # any "$ORIGIN" is the token, whatever follows ("$ORIGINAL" is origin + "AL")
-        value = re.sub(r"\$\{ORIGIN\}|\$ORIGIN", lambda _m: origin, value)
         used = True
-    out = []
-    for item in re.split("[:\n]", value):
-        if item:  # musl skips empty entries
-            out.append(_entry(item, [item], origin, used))
-    return tuple(out)
+    # Any "$ORIGIN" is the token, whatever follows ("$ORIGINAL" is origin +
+    # "AL").  musl substitutes, then splits; entry by entry is the same
+    # unless the directory itself holds a separator (then the entries shown
+    # are the substituted ones).
+    def expand(text: str) -> str:
+        return re.sub(r"\$\{ORIGIN\}|\$ORIGIN", lambda _m: origin, text) if used else text
+
+    if ":" in origin or "\n" in origin:
+        pairs = [(item, item) for item in re.split("[:\n]", expand(value))]
+    else:
+        pairs = [(item, expand(item)) for item in re.split("[:\n]", value)]
+    return tuple(_entry(item, [full], origin, used) for item, full in pairs if full)  # (musl skips empty entries)
 
 
 def needed_path(name: str, origin: str, libc: str | None) -> SearchDir:
