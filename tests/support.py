@@ -103,6 +103,28 @@ def build_lib_chain(d: Path) -> Path:
     return d
 
 
+class DictFiles:
+    """An index of files (path -> ELF facts) standing for a file system in
+    unit tests of the resolver and the audit (symlinks are not modelled)."""
+
+    def __init__(self, files):
+        self.files = files
+        self.dirs = {str(Path(p).parent) for p in files} | {str(q) for p in files for q in Path(p).parents}
+
+    def is_dir(self, path):
+        return path in self.dirs
+
+    def lookup(self, path):
+        f = self.files.get(path)
+        return (path, f) if f is not None else None
+
+    def names_in(self, directory):
+        return {p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == directory}
+
+    def dirs_holding(self, name):
+        return ()  # (wheel directories: these files are not a wheel's)
+
+
 GOLDEN = Path(__file__).parent / "unit" / "golden"
 
 

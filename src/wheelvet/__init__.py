@@ -1,9 +1,18 @@
 """wheelvet: audit and repair Linux binary wheels against manylinux / musllinux.
 
-Layers, each importing only those before it:
-``elf`` (ELF facts) -> ``resolve`` (ld.so rules) -> ``policy`` (judgement)
--> ``wheelfile`` / ``audit`` (the wheel's verdict) -> ``report`` (text, JSON)
--> ``cli``.
+Layers, each importing only from its own and those above it
+(``tests/unit/test_layers.py`` keeps this list true):
+
+1. ``escape``, ``errors``: printable text; errors and the exit-code table
+2. ``elf``: ELF facts, one frozen object per file
+3. ``resolve``: the dynamic loader's rules over an index of files
+4. ``policy``: policy data, and the one comparison of two tags
+5. ``records``, ``zipin``, ``wheelfile``: reading and checking the archive
+6. ``audit``, ``shortfall``: the verdict, and what stands between a wheel and a tag
+7. ``zipout``, ``repair``: the plan, the patcher, writing the repaired wheel
+8. ``report``: text, JSON and Markdown renderers
+9. ``github``: the runner's files, the comment, the artifact (the only network code)
+10. ``action``, ``cli``: entry points
 """
 
 __version__ = "0.1.0"

@@ -19,10 +19,11 @@ import sys
 from dataclasses import dataclass, field
 
 from .audit import AuditOptions, analyze
-from .errors import UsageError, WheelvetError
+from .errors import EXIT_INTERNAL, EXIT_OK, EXIT_POLICY, EXIT_SERVICE, ServiceError, UsageError, WheelvetError
 from .github import commands
-from .github.settings import Settings
-from .policy import load_policies
+from .escape import printable
+from .github.settings import Settings, redact
+from .policy import PolicySet, policy_set, resolve
 from .repair import RepairOptions, apply_plan, plan_repair
 from .report import markdown
 from .wheelfile import read_wheel
@@ -119,20 +120,11 @@ def _one_wheel(path: str, settings: Settings, env: dict, out_dir: str, run: Run)
         return
     run.outcomes.append(markdown.outcome_from_audit(audit, plan=plan, output_path=written, input_size=size,
                                                     output_size=os.path.getsize(written)))
-    # Tags the wheel already had are kept (as auditwheel keeps them); say so
-    # when one of them claims more than the wheel meets.
-    for tag in audit.platforms:
-        if not tag.startswith("linux") and tag not in plan.tags and audit.meets(tag) is False and not _reaches(plan, audit, tag):
-            run.problems.append(("warning", rel, f"{audit.wheel} keeps its tag {tag}, which it does not meet (it reaches {plan.policy})"))
+    if plan.dropped_tags:
+        run.problems.append(("warning", rel, f"{audit.wheel} claimed {', '.join(plan.dropped_tags)}, which it does not "
+                                             f"meet: repaired to {plan.policy} ({plan.out_name})"))
     run.outputs.append(written)
     run.reached.append((audit.wheel, audit.libc, audit.arch, plan.policy))
-
-
-def _reaches(plan, audit, tag: str) -> bool:
-    """Whether the policy a repair reached is at least as compatible as ``tag``."""
-    pset = load_policies(audit.libc or "glibc", audit.arch or "", all_musl=True)
-    want, got = pset.get(tag), pset.get(plan.policy)
-    return want is not None and got is not None and got.priority >= want.priority
 
 
 def _with_arch(tag: str, arch: str | None) -> str:
@@ -140,12 +132,8 @@ def _with_arch(tag: str, arch: str | None) -> str:
 
 
 def _least_compatible(run: Run) -> str:
-    best = None
-    for _wheel, libc, arch, tag in run.reached:
-        p = load_policies(libc or "glibc", arch or "").get(tag)
-        if p is not None and (best is None or p.priority < best.priority):
-            best = p
-    return best.name if best else ""
+    found = [p for p in (resolve(tag) for _wheel, _libc, _arch, tag in run.reached) if p is not None]
+    return PolicySet.least(*found).name if found else ""
 
 
 def _failed(settings: Settings, run: Run) -> bool:
@@ -156,11 +144,11 @@ def _failed(settings: Settings, run: Run) -> bool:
         return broken
     # a minimum policy every wheel must reach
     for wheel, libc, arch, tag in run.reached:
-        pset = load_policies(libc or "glibc", arch or "", all_musl=True)
+        pset = policy_set(libc or "glibc", arch or "")
         floor, got = pset.get(_with_arch(settings.fail_on, arch)), pset.get(tag)
         if floor is None:
             raise UsageError(f"input fail-on: {settings.fail_on!r} is not error, never or a policy for {arch}")
-        if got is None or got.priority < floor.priority:
+        if got is None or not pset.reaches(got, floor.name):
             run.problems.append(("error", None, f"{wheel} reaches {tag}, below the fail-on floor {floor.name}"))
             broken = True
     return broken
@@ -231,27 +219,39 @@ def run_action(environ: dict) -> int:
     if settings.upload and settings.mode == "repair" and run.outputs:
         upload_failed = not _upload(settings, run, json_path, outputs)
 
+    comment_failed = False
     mode = _comment_mode(settings, report)
     if mode:
-        from .github.comment import CommentResult, PullRequestCommenter, make_client
+        try:
+            _comment(settings, body, mode, outputs)
+        except ServiceError as exc:
+            commands.annotate("error", str(exc), title="wheelvet")
+            comment_failed = True
 
-        commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
-        pr = settings.pull_request
-        number = pr.number
-        if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
-            number = commenter.find_pull_request(pr.head_repo, pr.head_branch, pr.head_sha)
-        if number is None:
-            result = CommentResult("skipped", None, "no open pull request has this run's head commit")
-        else:
-            result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
-        if result.action == "skipped" and result.reason:
-            commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
-        elif result.url:
-            outputs["comment-url"] = result.url
-
+    # A service that failed fails the step (exit 5) after the rest of the job ran.
+    if upload_failed or comment_failed:
+        outputs["status"] = "failure"
     commands.write_outputs(settings.output_file, outputs)
     print(f"wheelvet: {outputs['status']}: {len(run.outputs)} wheel(s); report in {outputs['report']}")
-    return 1 if (failed or upload_failed) else 0
+    return max(EXIT_POLICY if failed else EXIT_OK, EXIT_SERVICE if (upload_failed or comment_failed) else EXIT_OK)
+
+
+def _comment(settings: Settings, body: str, mode: str, outputs: dict) -> None:
+    from .github.comment import CommentResult, PullRequestCommenter, make_client
+
+    commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository)
+    pr = settings.pull_request
+    number = pr.number
+    if number is None and pr.head_repo and pr.head_branch and pr.head_sha:
+        number = commenter.find_pull_request(pr.head_repo, pr.head_branch, pr.head_sha)
+    if number is None:
+        result = CommentResult("skipped", None, "no open pull request has this run's head commit")
+    else:
+        result = commenter.upsert(number, settings.report_id, body, create=mode == "upsert")
+    if result.action == "skipped" and result.reason:
+        commands.annotate("notice", f"no pull-request comment ({result.reason}); the job summary holds the report")
+    elif result.url:
+        outputs["comment-url"] = result.url
 
 
 def _upload(settings: Settings, run: Run, json_path: str, outputs: dict) -> bool:
@@ -294,9 +294,16 @@ def main(environ: dict | None = None) -> int:
     try:
         return run_action(env)
     except WheelvetError as exc:
-        commands.annotate("error", str(exc), title="wheelvet")
-        print(f"wheelvet: error: {exc}", file=sys.stderr)
+        message = redact(str(exc), env)
+        commands.annotate("error", message, title="wheelvet")
+        print(f"wheelvet: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - one line, and never a secret in it
+        if env.get("WHEELVET_DEBUG"):
+            raise
+        print(printable(redact(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it "
+                               "(WHEELVET_DEBUG=1 shows the traceback)", env)), file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 __all__ = ["main", "run_action"]

@@ -1,9 +1,22 @@
 """The wheel audit: from a wheel's ELF facts to one immutable verdict.
 
-:func:`analyze` does the work and keeps the resolved trees (the repair layer
-needs them); :func:`audit_wheel` returns :class:`WheelAudit`, plain frozen
-data that every renderer takes.  The judgement follows auditwheel 6.8.2's
-``show`` so that its JSON fields keep their meaning:
+:func:`analyze` runs the audit as named steps, each a small function with a
+frozen result, over an injected view of the machine (:class:`Host`):
+
+1. :func:`classify_files`: architecture, libc, extension modules, files the
+   audit ignores;
+2. :func:`resolve_trees`: what each ELF file loads, as ``ld.so`` would;
+3. :func:`collect_references`: per policy, the external libraries and
+   blacklisted imports of the wheel's root files;
+4. :func:`symbol_verdict`, :func:`isa_verdict`, :func:`python_abi_verdict`:
+   the most compatible policy each criterion allows;
+5. :func:`policy_gaps` and :func:`collect_findings`: what stands between the
+   wheel and each more compatible policy, and what a reader acts on.
+
+It returns an :class:`Analysis` (the audit with its working parts, which the
+repair layer needs); :func:`audit_wheel` returns :class:`WheelAudit`, plain
+frozen data that every renderer takes.  The judgement follows auditwheel
+6.8.2's ``show`` so that its JSON fields keep their meaning:
 
 * ``sym_tag``: for each policy, the symbol versions needed by the wheel's ELF
   files *and* by the external libraries that policy would have grafted; the
@@ -14,6 +27,7 @@ data that every renderer takes.  The judgement follows auditwheel 6.8.2's
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections import defaultdict
@@ -22,8 +36,9 @@ from typing import Iterable, Mapping
 
 from .elf import ElfFacts
 from .errors import InvalidElf, InvalidWheel
-from .policy import Policy, PolicySet, is_loader_soname, known_architectures, load_policies
+from .policy import Policy, PolicySet, is_loader_soname, known_architectures, policy_set
 from .resolve import (
+    Files,
     HostFiles,
     SearchConfig,
     Tree,
@@ -93,6 +108,11 @@ class ElfFile:
 
 @dataclass(frozen=True)
 class WheelAudit:
+    """A wheel's verdict.  The tags it meets are policies of its
+    :attr:`policy_set` (``None`` for a pure wheel or one that could not be
+    judged); their names are :attr:`overall_tag`, :attr:`sym_tag` and
+    :attr:`repairable_tag`."""
+
     wheel: str
     path: str
     pure: bool
@@ -100,10 +120,9 @@ class WheelAudit:
     libc: str | None = None
     arch: str | None = None
     platforms: tuple[str, ...] = ()  # platform tags in the file name
-    policies: tuple[str, ...] = ()  # judged policies, least compatible first
-    overall_tag: str | None = None
-    sym_tag: str | None = None
-    repairable_tag: str | None = None  # best tag reachable by grafting
+    overall: Policy | None = None  # the most compatible policy the wheel meets as it is
+    symbols: Policy | None = None  # the one its symbol versions allow
+    repairable: Policy | None = None  # the best one grafting can reach
     pyfpe: bool = False
     ucs2: bool = False
     unsupported_isa: bool = False
@@ -113,7 +132,27 @@ class WheelAudit:
     symbol_uses: tuple[SymbolUse, ...] = ()
     files: tuple[ElfFile, ...] = ()
     findings: tuple[Finding, ...] = ()
-    tags_granted: tuple[str, ...] = ()  # overall_tag with its aliases
+
+    @property
+    def policy_set(self) -> PolicySet | None:
+        return policy_set(self.libc, self.arch) if self.libc and self.arch and self.overall is not None else None
+
+    @property
+    def overall_tag(self) -> str | None:
+        return self.overall.name if self.overall else None
+
+    @property
+    def sym_tag(self) -> str | None:
+        return self.symbols.name if self.symbols else None
+
+    @property
+    def repairable_tag(self) -> str | None:
+        return self.repairable.name if self.repairable else None
+
+    @property
+    def tags_granted(self) -> tuple[str, ...]:
+        """``overall_tag`` with its aliases."""
+        return self.overall.tags if self.overall else ()
 
     def meets(self, tag: str) -> bool | None:
         """Whether the wheel meets the policy named by platform tag ``tag``.
@@ -123,18 +162,8 @@ class WheelAudit:
         """
         if tag.startswith("linux_") and self.arch and tag == f"linux_{self.arch}":
             return not self.pure and self.error is None
-        if self.overall_tag is None:
-            return None
-        pset = load_policies(self.libc or "glibc", self.arch or "", all_musl=True)
-        wanted = pset.get(tag)
-        got = pset.get(self.overall_tag)
-        if wanted is None or got is None:
-            return None
-        if self.libc == "musl" and not wanted.is_linux and not got.is_linux:
-            # musl has no symbol versions: which musllinux_1_x a binary needs
-            # cannot be read from it, so any musllinux tag is taken on trust.
-            return True
-        return got.priority >= wanted.priority
+        pset = self.policy_set
+        return None if pset is None else pset.reaches(self.overall, tag)
 
 
 @dataclass(frozen=True)
@@ -147,13 +176,95 @@ class AuditOptions:
     jobs: int | None = None
 
 
-# ------------------------------------------------------------------ analysis
+@dataclass(frozen=True)
+class Host:
+    """The audit's view of the machine: its files and its configured library
+    directories per libc (``/etc/ld.so.conf`` and the defaults).  Tests pass
+    an index of in-memory ELF facts instead of the disk."""
+
+    files: Files
+    system_dirs: Mapping[str | None, tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=None)
+def system_host() -> Host:
+    """The real machine, read once per process (facts cached by file identity)."""
+    return Host(HostFiles(), {libc: tuple(system_dirs(libc)) for libc in (None, "glibc", "musl")})
+
+
+# ------------------------------------------------------------------ steps
 
 
 @dataclass(frozen=True)
 class ExternalRefs:
     libs: Mapping[str, str | None]
     blacklist: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Classified:
+    """Step 1: the wheel's ELF files, sorted out."""
+
+    arch: str | None
+    libc: str | None  # None: nothing told (a glibc wheel is assumed)
+    pure_name: bool  # the file name's tags say "any"
+    files: tuple[ElfFile, ...]
+    valid: Mapping[str, ElfFacts]  # member -> facts, the files judged
+    extensions: Mapping[str, int]  # extension module -> Python major version of its init function
+    purelib: tuple[str, ...]  # ELF members installed to purelib
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Step 2: what each judged file loads, and which files are roots."""
+
+    trees: Mapping[str, Tree]
+    roots: tuple[str, ...]  # extensions, and files no other file of the wheel needs
+
+
+@dataclass(frozen=True)
+class References:
+    """Step 3: per policy name, the roots' external libraries and blacklisted imports."""
+
+    by_policy: Mapping[str, ExternalRefs]
+    root_libs: Mapping[str, frozenset[str]]  # root -> external SONAMEs under the most compatible policy
+
+
+@dataclass(frozen=True)
+class SymbolVerdict:
+    policy: Policy
+    versions: Mapping[str, frozenset[str]]  # library -> versions, as auditwheel's versioned_symbols
+    uses: tuple[SymbolUse, ...]  # of the wheel's own files
+    library_facts: Mapping[str, tuple[str, ElfFacts]]  # external SONAME -> (real path, facts)
+
+
+@dataclass(frozen=True)
+class IsaVerdict:
+    policy: Policy
+    offenders: Mapping[str, str | None]  # file -> SONAME (None for a wheel file), beyond the baseline
+    levels: Mapping[str, str | None]  # file -> its ISA level
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The most compatible policy each criterion allows on its own."""
+
+    symbols: Policy
+    ucs2: Policy
+    pyfpe: Policy
+    blacklist: Policy
+    isa: Policy
+    refs: Policy  # no external library at all
+    found: Policy  # every external library found, so it can be grafted
+
+    @property
+    def overall(self) -> Policy:
+        return PolicySet.least(self.symbols, self.ucs2, self.pyfpe, self.blacklist, self.isa, self.refs)
+
+    @property
+    def repairable(self) -> Policy:
+        return PolicySet.least(self.symbols, self.ucs2, self.pyfpe, self.blacklist, self.isa, self.found)
 
 
 @dataclass(frozen=True)
@@ -166,21 +277,13 @@ class Analysis:
     trees: Mapping[str, Tree] = field(default_factory=dict)  # member -> tree
     roots: tuple[str, ...] = ()
     refs: Mapping[str, ExternalRefs] = field(default_factory=dict)  # policy -> combined
-    # The policy each criterion allows on its own: "symbols", "ucs2", "pyfpe",
-    # "blacklist", "isa", "refs" (no external library), "found" (every
-    # external library found, so it can be grafted).
-    verdicts: Mapping[str, Policy] = field(default_factory=dict)
+    verdicts: Verdicts | None = None
 
 
-_HOST = HostFiles()
-_CONF_CACHE: dict = {}
-
-
-def _conf_dirs() -> dict:
-    if not _CONF_CACHE:
-        for libc in (None, "glibc", "musl"):
-            _CONF_CACHE[libc] = tuple(system_dirs(libc))
-    return _CONF_CACHE
+def in_data_purelib(member: str) -> bool:
+    """Whether a member installs to purelib through ``<dist>.data/purelib/``."""
+    parts = member.split("/")
+    return len(parts) > 2 and parts[0].endswith(".data") and parts[1] == "purelib"
 
 
 def _filename_arch_libc(platforms: Iterable[str]) -> tuple[str | None, str | None, bool]:
@@ -206,12 +309,82 @@ def _filename_arch_libc(platforms: Iterable[str]) -> tuple[str | None, str | Non
     return arch, libc, pure
 
 
-def _is_extension(member: str, facts: ElfFacts) -> tuple[bool, int | None]:
+def _extension_major(member: str, facts: ElfFacts) -> int | None:
+    """The Python major version of an extension module's init function, None for other files."""
     module = posixpath.basename(member).split(".", 1)[0]
     for fn, major in ((f"PyInit_{module}", 3), (f"init{module}", 2), (f"_cffi_pypyinit_{module}", 2)):
         if fn in facts.init_functions:
-            return True, major
-    return False, None
+            return major
+    return None
+
+
+def classify_files(contents: WheelContents) -> Classified:
+    """Step 1: each ELF member's architecture and libc (one of each per wheel:
+    a mix, or a tag that says otherwise, is a broken wheel), extension modules,
+    files in purelib, files of an unknown architecture (ignored)."""
+    wheel = contents.name.filename
+    arch, libc, pure_name = _filename_arch_libc(contents.name.platforms)
+    arch_from = libc_from = None  # the member that set them (None: the file name)
+    files, findings, valid, extensions, purelib = [], [], {}, {}, []
+    for member, facts in contents.elf.items():
+        file_libc = elf_libc(facts, posixpath.basename(member))
+        major = _extension_major(member, facts)
+        if in_data_purelib(member) or (contents.root_is_purelib and not member.split("/", 1)[0].endswith(".data")):
+            purelib.append(member)
+        ignored = None
+        if facts.arch is None:
+            ignored = f"ignored: {facts.arch_error}"
+        elif arch is None:
+            arch, arch_from = facts.arch, member
+        elif facts.arch != arch:
+            where = f"{arch_from} is {arch}" if arch_from else f"its tags say {arch}"
+            raise InvalidWheel(wheel, f"ELF file built for {facts.arch}, but {where}", member)
+        if ignored is None and file_libc is not None:
+            if libc is None:
+                libc, libc_from = file_libc, member
+            elif file_libc != libc:
+                where = f"{libc_from} is for {libc}" if libc_from else f"its tags say {libc}"
+                raise InvalidWheel(wheel, f"ELF file built for {file_libc}, but {where}", member)
+        files.append(ElfFile(member, facts.arch, facts.elf_class, "little" if facts.little_endian else "big", file_libc,
+                             major is not None, facts.isa_level, facts.soname, facts.needed, facts.rpath,
+                             facts.runpath, ignored))
+        if ignored:
+            findings.append(Finding("file-ignored", "warning", member, ignored[len("ignored: "):]))
+        else:
+            valid[member] = facts
+            if major is not None:
+                extensions[member] = major
+    return Classified(arch, libc, pure_name, tuple(files), valid, extensions, tuple(purelib), tuple(findings))
+
+
+def resolve_trees(contents: WheelContents, classified: Classified, host: Host, options: AuditOptions) -> Trees:
+    """Step 2: each judged file's tree.  A file of the wheel that another of its
+    files loads finds, in the process, what that file's tree already loaded:
+    its gaps are filled from such a tree (extensions first, complete trees
+    before incomplete ones)."""
+    files = WheelFiles(contents.elf, host.files, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
+    config = SearchConfig.from_environment(options.environ, options.ldpaths)
+    conf = host.system_dirs if config.conf is None else None
+    trees = {}
+    for member, facts in classified.valid.items():
+        try:
+            trees[member] = resolve_tree(wheel_path(member), facts, files, config, exclude=options.exclude,
+                                         conf_dirs=conf)
+        except InvalidElf as exc:  # a limit of the resolver (its work budget)
+            raise exc.located(f"{contents.name.filename}: {member}") from None
+    extensions = classified.extensions
+    loaders = sorted(trees.items(), key=lambda kv: (kv[0] not in extensions, not kv[1].complete))
+    for member in classified.valid:
+        if member in extensions or trees[member].complete:
+            continue
+        here = wheel_path(member)
+        for other, ref in loaders:
+            if other != member and any(lib.realpath == here for lib in ref.libraries.values()):
+                trees[member] = borrow_resolutions(trees[member], ref)
+                break
+    needed_names = {n for t in trees.values() for n in t.needed}
+    roots = tuple(m for m in classified.valid if m in extensions or posixpath.basename(m) not in needed_names)
+    return Trees(trees, roots)
 
 
 def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
@@ -221,7 +394,8 @@ def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
 
     def keep(names: Iterable[str]) -> Iterable[str]:
         for n in names:
-            if "ld-linux" in n or n in ("ld64.so.2", "ld64.so.1") or policy.allows_library(n):
+            # excluded at any depth of the tree: neither it nor what only it needs is external
+            if n in tree.excluded or is_loader_soname(n) or "ld-linux" in n or policy.allows_library(n):
                 continue
             yield n
 
@@ -252,7 +426,33 @@ def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
     return ExternalRefs(libs, blacklist)
 
 
-def _symbol_uses(file: str, facts: ElfFacts, external: bool = False) -> list[SymbolUse]:
+def collect_references(trees: Trees, policies: PolicySet) -> References:
+    """Step 3: external libraries and blacklisted imports per policy, over the roots."""
+    libs: dict[str, dict[str, str | None]] = {p.name: {} for p in policies}
+    blacklist: dict[str, dict[str, set[str]]] = {p.name: defaultdict(set) for p in policies}
+    root_libs: dict[str, frozenset[str]] = {}
+    for member in trees.roots:
+        for p in policies:
+            refs = external_refs(trees.trees[member], p)
+            if p is policies.highest:
+                root_libs[member] = frozenset(refs.libs)
+            libs[p.name].update(refs.libs)
+            for lib, names in refs.blacklist.items():
+                blacklist[p.name][lib] |= set(names)
+    by_policy = {p.name: ExternalRefs(libs[p.name], {k: tuple(sorted(v)) for k, v in blacklist[p.name].items()})
+                 for p in policies}
+    return References(by_policy, root_libs)
+
+
+def _version_needs(facts: ElfFacts) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for need in facts.version_needs:
+        if not is_loader_soname(need.library):
+            out[need.library].update(need.versions)
+    return out
+
+
+def symbol_uses(file: str, facts: ElfFacts, external: bool = False) -> list[SymbolUse]:
     """Per (library, version): the symbols ``facts`` imports with it."""
     by_version: dict[tuple[str, str], list[str]] = defaultdict(list)
     for need in facts.version_needs:
@@ -266,224 +466,129 @@ def _symbol_uses(file: str, facts: ElfFacts, external: bool = False) -> list[Sym
     return [SymbolUse(file, lib, v, tuple(sorted(set(names))), external) for (lib, v), names in sorted(by_version.items())]
 
 
-def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> Analysis:
-    name = contents.name
-    wheel = name.filename
-    platforms = name.platforms
-    arch, libc, pure_name = _filename_arch_libc(platforms)
-    arch_from = libc_from = None  # the member that set them (None: the file name)
-    init_major: dict[str, int] = {}  # extension module -> Python major version of its init function
-    findings: list[Finding] = []
-    files: list[ElfFile] = []
-    valid: dict[str, ElfFacts] = {}
-    purelib_elves = []
-
-    for member, facts in contents.elf.items():
-        file_libc = elf_libc(facts, posixpath.basename(member))
-        ext, major = _is_extension(member, facts)
-        if ext:
-            init_major[member] = major
-        info = dict(path=member, arch=facts.arch, elf_class=facts.elf_class,
-                    endianness="little" if facts.little_endian else "big", libc=file_libc, extension=ext, isa_level=facts.isa_level,
-                    soname=facts.soname, needed=facts.needed, rpath=facts.rpath, runpath=facts.runpath)
-        parts = member.split("/")
-        if "purelib" in parts[:-1] or (contents.root_is_purelib and not parts[0].endswith(".data")):
-            purelib_elves.append(member)
-        ignored = None
-        if facts.arch is None:
-            ignored = f"ignored: {facts.arch_error}"
-        elif arch is None:
-            arch, arch_from = facts.arch, member
-        elif facts.arch != arch:
-            # one wheel, one architecture: a mix (or a tag that says otherwise) is broken
-            where = f"{arch_from} is {arch}" if arch_from else f"its tags say {arch}"
-            raise InvalidWheel(wheel, f"ELF file built for {facts.arch}, but {where}", member)
-        if ignored is None and file_libc is not None:
-            if libc is None:
-                libc, libc_from = file_libc, member
-            elif file_libc != libc:
-                where = f"{libc_from} is for {libc}" if libc_from else f"its tags say {libc}"
-                raise InvalidWheel(wheel, f"ELF file built for {file_libc}, but {where}", member)
-        files.append(ElfFile(**info, ignored=ignored))
-        if ignored:
-            findings.append(Finding("file-ignored", "warning", member, ignored[len("ignored: "):]))
-        else:
-            valid[member] = facts
-
-    if not valid:
-        base = dict(wheel=wheel, path=contents.path, platforms=platforms, files=tuple(files), findings=tuple(findings))
-        if pure_name and options.allow_pure_python_wheel:
-            return Analysis(WheelAudit(pure=True, **base), contents)
-        arch_note = f" for {arch}" if arch else ""
-        msg = f"This does not look like a platform wheel, no ELF executable or shared library file{arch_note} (including compiled Python extension) found."
-        return Analysis(WheelAudit(pure=pure_name, error=msg, **base), contents)
-
-    libc = libc or "glibc"
-    policies = load_policies(libc, arch)
-    host_files = WheelFiles(contents.elf, _HOST, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
-    config = SearchConfig.from_environment(options.environ, options.ldpaths)
-    conf = _conf_dirs() if config.conf is None else None
-
-    trees: dict[str, Tree] = {}
-    for member, facts in valid.items():
-        try:
-            trees[member] = resolve_tree(wheel_path(member), facts, host_files, config,
-                                         exclude=options.exclude, conf_dirs=conf)
-        except InvalidElf as exc:  # a limit of the resolver (resolve.MAX_RESOLVE_STEPS)
-            raise exc.located(f"{wheel}: {member}") from None
-
-    extensions = {m for m in valid if m in init_major}
-    # A non-extension file loaded by another ELF file of the wheel finds, in
-    # the process, what that file's tree already loaded: fill its gaps from
-    # such a tree (extensions first, complete trees before incomplete ones).
-    loaders = sorted(trees.items(), key=lambda kv: (kv[0] not in extensions, not kv[1].complete))
-    for member in valid:
-        if member in extensions or trees[member].complete:
-            continue
-        here = wheel_path(member)
-        for other, ref in loaders:
-            if other != member and any(lib.realpath == here for lib in ref.libraries.values()):
-                trees[member] = borrow_resolutions(trees[member], ref)
-                break
-
-    needed_names = {n for t in trees.values() for n in t.needed}
-    roots = tuple(m for m in valid if m in extensions or posixpath.basename(m) not in needed_names)
-
-    # External references, per policy, combined over the roots.
-    libs: dict[str, dict[str, str | None]] = {p.name: {} for p in policies}
-    blacklist: dict[str, dict[str, set[str]]] = {p.name: defaultdict(set) for p in policies}
-    root_libs: dict[str, set[str]] = {}  # root -> external SONAMEs under the most compatible policy
-    for member in roots:
-        for p in policies:
-            refs = external_refs(trees[member], p)
-            if p is policies.highest:
-                root_libs[member] = set(refs.libs)
-            libs[p.name].update(refs.libs)
-            for lib, names in refs.blacklist.items():
-                blacklist[p.name][lib] |= set(names)
-    refs = {p.name: ExternalRefs(libs[p.name], {k: tuple(sorted(v)) for k, v in blacklist[p.name].items()}) for p in policies}
-
-    # Versioned symbols of the wheel's files and of the external libraries.
+def symbol_verdict(classified: Classified, trees: Trees, refs: References, policies: PolicySet) -> SymbolVerdict:
+    """Step 4a: for each policy, the symbol versions of the wheel's files and of
+    the external libraries that policy would graft; the most compatible
+    policy that allows its own set wins."""
     versioned: dict[str, set[str]] = defaultdict(set)
-    symbol_uses: list[SymbolUse] = []
-    for member, facts in valid.items():
-        for need in facts.version_needs:
-            if not is_loader_soname(need.library):
-                versioned[need.library].update(need.versions)
-        symbol_uses += _symbol_uses(member, facts)
+    uses: list[SymbolUse] = []
+    for member, facts in classified.valid.items():
+        for lib, vs in _version_needs(facts).items():
+            versioned[lib] |= vs
+        uses += symbol_uses(member, facts)
 
-    lib_facts: dict[str, tuple[str, ElfFacts]] = {}  # soname -> (realpath, facts)
+    library_facts: dict[str, tuple[str, ElfFacts]] = {}
     for p in policies:
         if p.is_linux:
             continue
-        for soname, real in refs[p.name].libs.items():
-            if real and soname not in lib_facts:
-                lib = next((t.libraries[soname] for t in trees.values() if soname in t.libraries and t.libraries[soname].realpath == real), None)
+        for soname, real in refs.by_policy[p.name].libs.items():
+            if real and soname not in library_facts:
+                lib = next((t.libraries[soname] for t in trees.trees.values()
+                            if soname in t.libraries and t.libraries[soname].realpath == real), None)
                 if lib is not None and lib.facts is not None:
-                    lib_facts[soname] = (real, lib.facts)
-    ext_versioned: dict[str, dict[str, set[str]]] = {}
-    for soname, (_real, facts) in lib_facts.items():
-        d: dict[str, set[str]] = defaultdict(set)
-        for need in facts.version_needs:
-            if not is_loader_soname(need.library):
-                d[need.library].update(need.versions)
-        ext_versioned[soname] = d
+                    library_facts[soname] = (real, lib.facts)
+    ext_versioned = {soname: _version_needs(facts) for soname, (_real, facts) in library_facts.items()}
 
     def with_externals(policy: Policy) -> dict[str, set[str]]:
         out = {k: set(v) for k, v in versioned.items()}
-        for soname in refs[policy.name].libs:
+        for soname in refs.by_policy[policy.name].libs:
             for lib, vs in ext_versioned.get(soname, {}).items():
                 out.setdefault(lib, set()).update(vs)
         return out
 
     candidates = []
     for p in policies:
-        if p.is_linux:
-            continue
-        sym = with_externals(p)
-        candidates.append((min(p, policies.symbol_policy(sym), key=lambda x: x.priority), sym))
+        if not p.is_linux:
+            sym = with_externals(p)
+            candidates.append((PolicySet.least(p, policies.symbol_policy(sym)), sym))
     if candidates:
         best = max(c[0].priority for c in candidates)
-        sym_policy, sym_versions = next(c for c in candidates if c[0].priority == best)
+        policy, versions = next(c for c in candidates if c[0].priority == best)
     else:
-        sym_versions = {k: set(v) for k, v in versioned.items()}
-        sym_policy = policies.symbol_policy(sym_versions)
+        versions = {k: set(v) for k, v in versioned.items()}
+        policy = policies.symbol_policy(versions)
+    return SymbolVerdict(policy, {k: frozenset(v) for k, v in versions.items()}, tuple(uses), library_facts)
 
-    ref_policy = max((p for p in policies if not refs[p.name].libs), key=lambda p: p.priority)
-    blacklist_policy = max((p for p in policies if not refs[p.name].blacklist), key=lambda p: p.priority)
 
-    # ISA: roots and the external libraries they load.
-    external_sonames = {s for p in policies if not p.is_linux for s in refs[p.name].libs if refs[p.name].libs[s]}
-    isa_offenders: dict[str, str | None] = {}  # file -> soname (None for a wheel file)
-    if arch == "x86_64":
+def isa_verdict(classified: Classified, trees: Trees, refs: References, policies: PolicySet,
+                options: AuditOptions) -> IsaVerdict:
+    """Step 4b: x86-64 micro-architecture levels beyond the baseline, in the
+    roots and the external libraries they load.  A whitelisted system library
+    that needs more limits the wheel only to the policies that allow it."""
+    external_sonames = {s for p in policies if not p.is_linux for s, real in refs.by_policy[p.name].libs.items() if real}
+    offenders: dict[str, str | None] = {}
+    levels: dict[str, str | None] = {}
+    if classified.arch == "x86_64":
         checked: set[str] = set()
-        for member in roots:
-            tree = trees[member]
+        for member in trees.roots:
+            tree = trees.trees[member]
             if member not in checked:
                 checked.add(member)
                 if tree.facts.isa_level:
-                    isa_offenders[member] = None
+                    offenders[member], levels[member] = None, tree.facts.isa_level
             for lib in tree.libraries.values():
                 if lib.soname in external_sonames and lib.realpath and lib.facts and lib.realpath not in checked:
                     checked.add(lib.realpath)
                     if lib.facts.isa_level:
-                        isa_offenders[lib.realpath] = lib.soname
-    machine_policy = policies.highest
+                        offenders[lib.realpath], levels[lib.realpath] = lib.soname, lib.facts.isa_level
+    policy = policies.highest
     if not options.disable_isa_ext_check:
-        for _file, soname in isa_offenders.items():
-            allowed = max((p for p in policies if soname is not None and p.allows_library(soname)), key=lambda p: p.priority, default=policies.linux)
-            machine_policy = min(machine_policy, allowed, key=lambda p: p.priority)
+        for soname in offenders.values():
+            allowed = PolicySet.most((p for p in policies if soname is not None and p.allows_library(soname)), policies.linux)
+            policy = PolicySet.least(policy, allowed)
+    return IsaVerdict(policy, offenders, levels)
 
-    uses_pyfpe = any(
-        s.name in _PYFPE and s.kind in _UNDEFINED_FUNC_KINDS
-        for m in extensions for s in valid[m].imports)
-    uses_ucs2 = any(
-        "PyUnicodeUCS2_" in s.name and s.kind == 2
-        for m in extensions if init_major[m] == 2 for s in valid[m].imports)
-    ucs_policy = policies.linux if uses_ucs2 else policies.highest
-    pyfpe_policy = policies.linux if uses_pyfpe else policies.highest
 
-    def lowest(*ps: Policy) -> Policy:
-        return min(ps, key=lambda p: p.priority)
+def python_abi_verdict(classified: Classified, policies: PolicySet) -> tuple[bool, bool]:
+    """Step 4c: whether the extensions use PyFPE_jbuf, or a narrow-unicode
+    (UCS2) Python 2's API; either rules out every policy."""
+    exts = classified.extensions
+    pyfpe = any(s.name in _PYFPE and s.kind in _UNDEFINED_FUNC_KINDS for m in exts for s in classified.valid[m].imports)
+    ucs2 = any("PyUnicodeUCS2_" in s.name and s.kind == 2
+               for m, major in exts.items() if major == 2 for s in classified.valid[m].imports)
+    return pyfpe, ucs2
 
-    # Grafting needs the library file: a policy whose external libraries
-    # were not all found cannot be reached by repair.
-    graft_policy = max((p for p in policies if all(refs[p.name].libs.values())), key=lambda p: p.priority)
-    repairable = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, graft_policy)
-    overall = lowest(sym_policy, ucs_policy, pyfpe_policy, blacklist_policy, machine_policy, ref_policy)
-    if purelib_elves:
-        overall = repairable = policies.linux
-        for m in purelib_elves:
-            findings.append(Finding("elf-in-purelib", "error", m,
-                                    "ELF file in purelib: a platform wheel must install its binaries to platlib (Root-Is-Purelib: false)"))
 
-    # What stands between the wheel and each more compatible policy.
+def policy_gaps(policies: PolicySet, overall: Policy, refs: References, symbols: SymbolVerdict, isa: IsaVerdict,
+                options: AuditOptions) -> tuple[PolicyGap, ...]:
+    """Step 5a: what stands between the wheel and each more compatible policy."""
     gaps = []
     for p in policies:
         if p.priority <= overall.priority:
             continue
-        too_recent = [u for u in symbol_uses if not p.allows_version(u.version)]
-        for soname in sorted(refs[p.name].libs):
-            if soname in lib_facts:
-                real, facts = lib_facts[soname]
-                too_recent += [u for u in _symbol_uses(real, facts, external=True) if not p.allows_version(u.version)]
+        too_recent = [u for u in symbols.uses if not p.allows_version(u.version)]
+        for soname in sorted(refs.by_policy[p.name].libs):
+            if soname in symbols.library_facts:
+                real, facts = symbols.library_facts[soname]
+                too_recent += [u for u in symbol_uses(real, facts, external=True) if not p.allows_version(u.version)]
         isa_files = [] if options.disable_isa_ext_check else sorted(
-            f for f, soname in isa_offenders.items() if soname is None or not p.allows_library(soname))
-        gaps.append(PolicyGap(
-            p.name,
-            tuple(sorted(refs[p.name].libs)),
-            tuple(sorted(refs[p.name].blacklist.items())),
-            tuple(too_recent),
-            tuple(isa_files),
-        ))
+            f for f, soname in isa.offenders.items() if soname is None or not p.allows_library(soname))
+        gaps.append(PolicyGap(p.name, tuple(sorted(refs.by_policy[p.name].libs)),
+                              tuple(sorted(refs.by_policy[p.name].blacklist.items())), tuple(too_recent), tuple(isa_files)))
+    return tuple(gaps)
 
-    # Findings a reader acts on.
-    highest = refs[policies.highest.name]
+
+def collect_findings(classified: Classified, trees: Trees, refs: References, policies: PolicySet, isa: IsaVerdict,
+                     pyfpe: bool, ucs2: bool, options: AuditOptions) -> tuple[Finding, ...]:
+    """Step 5b: the findings a reader acts on."""
+    findings = list(classified.findings)
+    # Where a binary is installed does not change what it needs: the tags
+    # stand (as auditwheel's show says), and the placement is a warning.
+    for m in classified.purelib:
+        if in_data_purelib(m):
+            findings.append(Finding("elf-in-purelib", "warning", m,
+                                    "ELF file in .data/purelib: binaries belong in platlib (where some systems "
+                                    "install elsewhere than purelib); repair refuses it: move it out of .data/purelib"))
+        else:
+            findings.append(Finding("elf-in-purelib", "warning", m,
+                                    "ELF file in a Root-Is-Purelib: true wheel: binaries belong in platlib (where "
+                                    "some systems install elsewhere than purelib); repair sets Root-Is-Purelib: false"))
+    highest = refs.by_policy[policies.highest.name]
     # (resolve: why the loader's result is unknown, per library; built once)
-    unknown_of = {s: lib.unknown for t in trees.values() for s, lib in t.libraries.items() if lib.unknown}
+    unknown_of = {s: lib.unknown for t in trees.trees.values() for s, lib in t.libraries.items() if lib.unknown}
     users_of: dict[str, list[str]] = defaultdict(list)  # (one pass: roots x libraries was quadratic)
-    for m in roots:
-        for s in root_libs[m]:
+    for m in trees.roots:
+        for s in refs.root_libs[m]:
             users_of[s].append(m)
     for soname, real in sorted(highest.libs.items()):
         users = sorted(users_of.get(soname, ()))
@@ -500,66 +605,101 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions()) -> 
         else:
             findings.append(Finding("external-library", "warning", where,
                                     f"needs {soname} ({real}){who}, which {policies.highest.name} does not allow: graft it with repair"))
-    for member in valid:  # search-path entries the loader reads where wheelvet cannot look (resolve)
-        for tag, entry in unknown_entries(valid[member], wheel_path(member), libc):
+    for member, facts in classified.valid.items():  # entries the loader reads where wheelvet cannot look (resolve)
+        for tag, entry in unknown_entries(facts, wheel_path(member), classified.libc or "glibc"):
             findings.append(Finding("search-path-unknown", "warning", member,
                                     f"{tag} entry {entry.entry!r} is not searched: {entry.why}"))
-    for soname in sorted({s for m in roots for s in trees[m].libraries if s.startswith("libpython")}):
+    for soname in sorted({s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))
     for lib, names in sorted(highest.blacklist.items()):
         # the data is monotonic: the least compatible policy forbidding them, and all above it
-        first = min((p for p in policies if refs[p.name].blacklist.get(lib)), key=lambda p: p.priority)
+        first = min((p for p in policies if refs.by_policy[p.name].blacklist.get(lib)), key=lambda p: p.priority)
         findings.append(Finding("blacklisted-symbol", "error", None,
                                 f"imports {', '.join(names)} from {lib}, forbidden by {first.name} and every more compatible policy"))
     if not options.disable_isa_ext_check:
-        for f, soname in sorted(isa_offenders.items()):
+        for f, soname in sorted(isa.offenders.items()):
+            level = isa.levels[f]
             if soname is None:
                 findings.append(Finding("isa-extension", "error", f,
-                                        f"needs the {trees[f].facts.isa_level} instruction set, beyond the {arch} baseline every policy assumes"))
+                                        f"needs the {level} instruction set, beyond the {classified.arch} baseline every policy assumes"))
             else:
-                level = next((lib.facts.isa_level for t in trees.values() for lib in t.libraries.values()
-                              if lib.realpath == f and lib.facts), None)
                 findings.append(Finding("isa-extension", "error", None,
-                                        f"external library {soname} ({f}) needs the {level} instruction set, beyond the {arch} baseline every policy assumes"))
-    if uses_pyfpe:
+                                        f"external library {soname} ({f}) needs the {level} instruction set, beyond the {classified.arch} baseline every policy assumes"))
+    if pyfpe:
         findings.append(Finding("pyfpe", "error", None, "uses PyFPE_jbuf, incompatible with manylinux/musllinux (PEP 513)"))
-    if uses_ucs2:
+    if ucs2:
         findings.append(Finding("ucs2", "error", None, "built for a narrow-unicode (UCS2) Python 2"))
+    return tuple(findings)
 
+
+# ------------------------------------------------------------------ the audit
+
+
+def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), host: Host | None = None) -> Analysis:
+    """Judge a wheel that has been read: the steps above, in order."""
+    host = host or system_host()
+    wheel = contents.name.filename
+    classified = classify_files(contents)
+    if not classified.valid:
+        base = dict(wheel=wheel, path=contents.path, platforms=contents.name.platforms, files=classified.files,
+                    findings=classified.findings)
+        if classified.pure_name and options.allow_pure_python_wheel:
+            return Analysis(WheelAudit(pure=True, **base), contents)
+        arch_note = f" for {classified.arch}" if classified.arch else ""
+        msg = f"This does not look like a platform wheel, no ELF executable or shared library file{arch_note} (including compiled Python extension) found."
+        return Analysis(WheelAudit(pure=classified.pure_name, error=msg, **base), contents)
+
+    libc = classified.libc or "glibc"
+    policies = policy_set(libc, classified.arch)
+    trees = resolve_trees(contents, classified, host, options)
+    refs = collect_references(trees, policies)
+    symbols = symbol_verdict(classified, trees, refs, policies)
+    isa = isa_verdict(classified, trees, refs, policies, options)
+    pyfpe, ucs2 = python_abi_verdict(classified, policies)
+    by_policy = refs.by_policy
+    verdicts = Verdicts(
+        symbols=symbols.policy,
+        ucs2=policies.linux if ucs2 else policies.highest,
+        pyfpe=policies.linux if pyfpe else policies.highest,
+        blacklist=PolicySet.most((p for p in policies if not by_policy[p.name].blacklist), policies.linux),
+        isa=isa.policy,
+        refs=PolicySet.most((p for p in policies if not by_policy[p.name].libs), policies.linux),
+        # grafting needs the library file: a policy whose external libraries
+        # were not all found cannot be reached by repair
+        found=PolicySet.most((p for p in policies if all(by_policy[p.name].libs.values())), policies.linux),
+    )
+    overall = verdicts.overall
     audit = WheelAudit(
         wheel=wheel,
         path=contents.path,
         pure=False,
         libc=libc,
-        arch=arch,
-        platforms=platforms,
-        policies=tuple(p.name for p in policies),
-        overall_tag=overall.name,
-        sym_tag=sym_policy.name,
-        repairable_tag=repairable.name,
-        pyfpe=uses_pyfpe,
-        ucs2=uses_ucs2,
-        unsupported_isa=machine_policy.is_linux,
-        versioned_symbols=tuple((k, tuple(sorted(v))) for k, v in sorted(sym_versions.items())),
-        external_libs=tuple(sorted(highest.libs.items())),
-        gaps=tuple(gaps),
-        symbol_uses=tuple(symbol_uses),
-        files=tuple(files),
-        findings=tuple(findings),
-        tags_granted=overall.tags,
+        arch=classified.arch,
+        platforms=contents.name.platforms,
+        overall=overall,
+        symbols=symbols.policy,
+        repairable=verdicts.repairable,
+        pyfpe=pyfpe,
+        ucs2=ucs2,
+        unsupported_isa=isa.policy.is_linux,
+        versioned_symbols=tuple((k, tuple(sorted(v))) for k, v in sorted(symbols.versions.items())),
+        external_libs=tuple(sorted(by_policy[policies.highest.name].libs.items())),
+        gaps=policy_gaps(policies, overall, refs, symbols, isa, options),
+        symbol_uses=symbols.uses,
+        files=classified.files,
+        findings=collect_findings(classified, trees, refs, policies, isa, pyfpe, ucs2, options),
     )
-    verdicts = {"symbols": sym_policy, "ucs2": ucs_policy, "pyfpe": pyfpe_policy, "blacklist": blacklist_policy,
-                "isa": machine_policy, "refs": ref_policy, "found": graft_policy}
-    if purelib_elves:
-        verdicts = {k: policies.linux for k in verdicts}
-    return Analysis(audit, contents, policies, trees, roots, refs, verdicts)
+    return Analysis(audit, contents, policies, trees.trees, trees.roots, by_policy, verdicts)
 
 
-def audit_wheel(path: str, options: AuditOptions = AuditOptions()) -> WheelAudit:
+def audit_wheel(path: str, options: AuditOptions = AuditOptions(), host: Host | None = None) -> WheelAudit:
     """Read and judge one wheel."""
-    return analyze(read_wheel(path, jobs=options.jobs), options).audit
+    return analyze(read_wheel(path, jobs=options.jobs), options, host).audit
 
 
-__all__ = ["AuditOptions", "Analysis", "ExternalRefs", "Finding", "PolicyGap", "SymbolUse", "WheelAudit", "analyze",
-           "audit_wheel", "external_refs"]
+__all__ = ["Analysis", "AuditOptions", "Classified", "ElfFile", "ExternalRefs", "Finding", "Host", "IsaVerdict",
+           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze",
+           "audit_wheel", "classify_files", "collect_findings", "collect_references", "external_refs",
+           "in_data_purelib", "isa_verdict", "policy_gaps", "python_abi_verdict", "resolve_trees", "symbol_uses",
+           "symbol_verdict", "system_host"]

@@ -1,8 +1,7 @@
-"""The command line: a thin layer over audit and the renderers.
+"""The command line: a thin layer over audit, shortfall, repair and the renderers.
 
-Exit codes: 0 success; 1 a wheel fails the policy asked for (or, as in
-auditwheel, ``show`` was given a wheel that is not a platform wheel); 2 usage
-error; 3 invalid input.  Errors are one line on stderr, never a traceback.
+Exit codes are the table in :mod:`wheelvet.errors` (``EXIT_CODES``, shown in
+the README).  Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ from typing import Sequence
 
 from . import __version__
 from .audit import AuditOptions, WheelAudit, audit_wheel
-from .errors import UsageError, WheelvetError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_POLICY, EXIT_TERMINATED, EXIT_USAGE, UsageError, WheelvetError
 from .escape import printable
 from .report import render_json, render_text
-
-EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3, 70
+from .shortfall import explain, shortfalls
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +33,9 @@ def _add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ldpaths", dest="ldpaths", metavar="DIRS", default=None,
                    help="colon-separated directories to search instead of the system's "
                         "(AUDITWHEEL_LD_LIBRARY_PATH is still added)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="do not graft libraries whose SONAME or path matches this glob, nor what only they need "
+                        "(repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,8 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the policy to repair to (env AUDITWHEEL_PLAT; default: auto, the most compatible possible)")
     repair.add_argument("--only-plat", dest="only_plat", action="store_true",
                         help="tag only with --plat, even if a more compatible tag is met")
-    repair.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                        help="do not graft libraries whose SONAME or path matches this glob (repeatable)")
     repair.add_argument("--strip", action="store_true", help="strip symbols from the ELF files before patching them")
     repair.add_argument("-L", "--lib-sdir", dest="lib_sdir", default=".libs",
                         help="suffix of the directory for grafted libraries: <dist><LIB_SDIR> (default: .libs)")
@@ -84,6 +83,7 @@ def _options(args: argparse.Namespace, environ: dict) -> AuditOptions:
     return AuditOptions(
         ldpaths=args.ldpaths,
         environ=environ,
+        exclude=tuple(args.exclude),
         disable_isa_ext_check=args.disable_isa_ext_check,
         allow_pure_python_wheel=args.allow_pure_python_wheel,
     )
@@ -170,49 +170,18 @@ def _check_one(a: WheelAudit, plat: str | None) -> tuple[bool, list[str]]:
     lines, ok = [], True
     for tag in wanted:
         met = a.meets(tag)
-        if met is None:
-            if plat:
-                raise UsageError(f"--plat {plat}: not a policy for this {a.libc} {a.arch} wheel ({a.wheel})")
-            ok = False
-            lines.append(f"FAIL {a.wheel}: its tag {tag} names no policy for what it contains ({a.libc}, {a.arch})")
-        elif met:
+        if met is None and plat:
+            raise UsageError(f"--plat {plat}: not a policy for this {a.libc} {a.arch} wheel ({a.wheel})")
+        if met:
             lines.append(f"ok   {a.wheel}: meets {tag}")
-        else:
-            ok = False
-            lines.append(f"FAIL {a.wheel}: claims {tag} but meets only {a.overall_tag}")
-            lines += ["  " + line for line in _reasons(a, tag)]
-    return ok, lines
-
-
-def _reasons(a: WheelAudit, tag: str) -> list[str]:
-    """Why the wheel falls short of ``tag``, naming files and symbols."""
-    from .policy import load_policies
-
-    pset = load_policies(a.libc or "glibc", a.arch or "", all_musl=True)
-    target = pset.get(tag)
-    out = []
-    for gap in a.gaps:
-        p = pset.get(gap.policy)
-        if target is None or p is None or p.priority != target.priority:
             continue
-        for lib in gap.libs_to_eliminate:
-            path = dict(a.external_libs).get(lib)
-            out.append(f"external library {lib} ({path or 'not found'}): graft it with `wheelvet repair`")
-        for u in gap.too_recent_symbols:
-            syms = ", ".join(u.symbols[:8]) + (" ..." if len(u.symbols) > 8 else "")
-            out.append(f"{u.file}: {u.version} from {u.library} is too recent ({syms or 'no symbol'})")
-        for lib, names in gap.blacklisted_symbols:
-            out.append(f"blacklisted symbols from {lib}: {', '.join(names)}")
-        for f in gap.isa_files:
-            out.append(f"{f}: needs instructions beyond the {a.arch} baseline")
-    if a.pyfpe:
-        out.append("uses PyFPE_jbuf")
-    if a.ucs2:
-        out.append("built for a UCS2 Python")
-    for f in a.findings:
-        if f.severity == "error" and f.code in ("elf-in-purelib", "links-libpython", "library-not-found"):
-            out.append(f.message)
-    return out
+        ok = False
+        if met is None:
+            lines.append(f"FAIL {a.wheel}: its tag {tag} names no policy for what it contains ({a.libc}, {a.arch})")
+        else:
+            lines.append(f"FAIL {a.wheel}: claims {tag} but meets only {a.overall_tag}")
+            lines += ["  " + line for line in explain(shortfalls(a, tag))]
+    return ok, lines
 
 
 def _level(args: argparse.Namespace, environ: dict) -> int:
@@ -252,7 +221,9 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
             print(plan.describe())
         else:
             grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
-            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted})"))
+            platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
+            dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
+            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
     return status
 
 
@@ -290,10 +261,10 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("wheelvet: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except _Terminated:
         print("wheelvet: terminated", file=sys.stderr)
-        return 143
+        return EXIT_TERMINATED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback

@@ -1,19 +1,48 @@
-"""wheelvet's errors: one root, precise subclasses, each mapped to an exit code.
+"""wheelvet's errors and exit codes: one root, precise subclasses, one table.
 
-The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
-nothing below the CLI prints or exits.  Messages quote names from wheels, so
-they are made printable when the error is made (see :mod:`wheelvet.escape`).
+Every error class carries the exit code the command line ends with; the CLI
+and the action print ``str(error)`` on one line and exit with
+``error.exit_code``; nothing below them prints or exits.  Messages quote
+names from wheels, so they are made printable when the error is made (see
+:mod:`wheelvet.escape`).  :data:`EXIT_CODES` is the table the README shows
+(a test keeps the two in step).
 """
 
 from __future__ import annotations
 
 from .escape import printable
 
+EXIT_OK = 0
+EXIT_POLICY = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_REPAIR_FAILED = 4
+EXIT_SERVICE = 5
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_POLICY: "a wheel does not meet the policy asked for (`check`, `repair`, `action`), "
+                 "or is not a platform wheel (`show`, as auditwheel)",
+    EXIT_USAGE: "usage error: an unknown option, policy name or action input",
+    EXIT_INVALID: "invalid input: not a zip, not a wheel name, missing `WHEEL`, a member whose CRC or RECORD hash "
+                  "does not match, broken ELF... One line naming the wheel and member (`docs/hardening.md`)",
+    EXIT_REPAIR_FAILED: "`repair` failed: patchelf or strip failed, the result did not pass verification, or the "
+                        "output could not be written (nothing is written)",
+    EXIT_SERVICE: "`action`: GitHub or the artifact service failed (after bounded retries); the rest of the job "
+                  "still ran",
+    EXIT_INTERNAL: "internal error (a bug: one line; `WHEELVET_DEBUG=1` shows the traceback)",
+    EXIT_INTERRUPTED: "interrupted (SIGINT); temporary files removed",
+    EXIT_TERMINATED: "terminated (SIGTERM); temporary files removed",
+}
+
 
 class WheelvetError(Exception):
     """Root of every error wheelvet reports to the user."""
 
-    exit_code = 3
+    exit_code = EXIT_INVALID
 
     def __init__(self, message: str = "") -> None:
         super().__init__(printable(str(message)))
@@ -22,7 +51,7 @@ class WheelvetError(Exception):
 class InvalidInput(WheelvetError):
     """The input (a wheel, an ELF file, a policy file) is not what it claims."""
 
-    exit_code = 3
+    exit_code = EXIT_INVALID
 
 
 class InvalidWheel(InvalidInput):
@@ -54,6 +83,32 @@ class InvalidPolicy(InvalidInput):
 
 
 class UsageError(WheelvetError):
-    """A command line that does not make sense (unknown policy name, ...)."""
+    """A command line or action input that does not make sense (unknown policy name, ...)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
+
+
+class RepairRefused(WheelvetError):
+    """The wheel cannot meet the policy asked for."""
+
+    exit_code = EXIT_POLICY
+
+
+class RepairFailed(WheelvetError):
+    """patchelf, strip, the verification of the result, or writing it failed."""
+
+    exit_code = EXIT_REPAIR_FAILED
+
+
+class ServiceError(WheelvetError):
+    """GitHub's REST API or the Actions artifact service failed.  The message is
+    one line and holds no secret."""
+
+    exit_code = EXIT_SERVICE
+
+
+__all__ = [
+    "EXIT_CODES", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_POLICY", "EXIT_REPAIR_FAILED",
+    "EXIT_SERVICE", "EXIT_TERMINATED", "EXIT_USAGE", "InvalidElf", "InvalidInput", "InvalidPolicy", "InvalidWheel",
+    "RepairFailed", "RepairRefused", "ServiceError", "UsageError", "WheelvetError",
+]

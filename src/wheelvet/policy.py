@@ -80,13 +80,21 @@ class Policy:
 
 
 class PolicySet:
-    """The policies that apply to one (libc, architecture), least compatible first."""
+    """The policies of one (libc, architecture), least compatible first.
 
-    def __init__(self, libc: str, arch: str, policies: Iterable[Policy]) -> None:
+    Iterating gives the policies an audit judges; :meth:`get` and
+    :meth:`reaches` also know the names it does not judge (for musl, only the
+    newest musllinux policy is judged: see :func:`policy_set`), so that one
+    set serves every question about a wheel's tags.
+    """
+
+    def __init__(self, libc: str, arch: str, policies: Iterable[Policy], known: Iterable[Policy] = ()) -> None:
         self.libc = libc
         self.arch = arch
         self._policies = sorted(policies, key=lambda p: p.priority)
-        self._by_name = {t: p for p in self._policies for t in (p.name, p.base, *p.aliases, *(a[: -len(arch) - 1] for a in p.aliases))}
+        everything = {p.name: p for p in (*known, *self._policies)}.values()
+        self._by_name = {t: p for p in sorted(everything, key=lambda p: p.priority)
+                         for t in (p.name, p.base, *p.aliases, *(a[: -len(arch) - 1] for a in p.aliases))}
 
     def __iter__(self) -> Iterator[Policy]:
         return iter(self._policies)
@@ -105,6 +113,29 @@ class PolicySet:
     def get(self, name: str) -> Policy | None:
         """A policy by full name, alias, or base name (``manylinux2014``)."""
         return self._by_name.get(name)
+
+    def reaches(self, reached: Policy, tag: str) -> bool | None:
+        """Whether a wheel that meets ``reached`` meets the policy tag ``tag``
+        (a name or alias of this set); None when ``tag`` names none of its
+        policies.  This is the one comparison of two tags.  musl has no symbol
+        versions: which musllinux_1_x a binary needs cannot be read from it,
+        so any musllinux tag is taken on trust."""
+        wanted = self.get(tag)
+        if wanted is None:
+            return None
+        if self.libc == "musl" and not wanted.is_linux and not reached.is_linux:
+            return True
+        return reached.priority >= wanted.priority
+
+    @staticmethod
+    def least(*policies: Policy) -> Policy:
+        """The least compatible of ``policies`` (what a wheel meets when it must meet them all)."""
+        return min(policies, key=lambda p: p.priority)
+
+    @staticmethod
+    def most(policies: Iterable[Policy], default: Policy) -> Policy:
+        """The most compatible of ``policies``, ``default`` when there are none."""
+        return max(policies, key=lambda p: p.priority, default=default)
 
     def best_for_version(self, version: str) -> Policy:
         """The most compatible policy that still allows one symbol version."""
@@ -174,14 +205,7 @@ def known_architectures(libc: str) -> frozenset[str]:
     return frozenset(a for p in _load_raw(libc) for a in p["symbol_versions"])
 
 
-@functools.lru_cache(maxsize=None)
-def load_policies(libc: str, arch: str, *, all_musl: bool = False) -> PolicySet:
-    """The policies for ``libc`` ("glibc" or "musl") on ``arch``.
-
-    For musl only the newest musllinux policy is kept (unless ``all_musl``):
-    musl has no symbol versioning, so nothing in a binary proves it runs on an
-    older musl; auditwheel does the same on any host that is not musl.
-    """
+def _policies(libc: str, arch: str) -> list[Policy]:
     if libc not in _FILES:
         raise UsageError(f"unknown libc {libc!r}")
     out = []
@@ -203,20 +227,57 @@ def load_policies(libc: str, arch: str, *, all_musl: bool = False) -> PolicySet:
             whitelist=frozenset(whitelist),
             blacklist={k: frozenset(v) for k, v in p["blacklist"].items()},
         ))
-    if libc == "musl" and not all_musl:
-        linux = [p for p in out if p.is_linux]
-        newest = max((p for p in out if not p.is_linux), key=lambda p: tuple(int(x) for x in p.base.split("_")[1:]), default=None)
-        out = linux + ([newest] if newest else [])
-    return PolicySet(libc, arch, out)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def policy_set(libc: str, arch: str) -> PolicySet:
+    """The policies for ``libc`` ("glibc" or "musl") on ``arch``: the one
+    place where musl and glibc are told apart.
+
+    For musl only the newest musllinux policy is judged: musl has no symbol
+    versioning, so nothing in a binary proves it runs on an older musl
+    (auditwheel does the same on any host that is not musl); the older names
+    are still known to :meth:`PolicySet.get` and :meth:`PolicySet.reaches`.
+    """
+    every = _policies(libc, arch)
+    if libc != "musl":
+        return PolicySet(libc, arch, every)
+    linux = [p for p in every if p.is_linux]
+    newest = max((p for p in every if not p.is_linux), key=lambda p: tuple(int(x) for x in p.base.split("_")[1:]),
+                 default=None)
+    return PolicySet(libc, arch, linux + ([newest] if newest else []), known=every)
+
+
+@functools.lru_cache(maxsize=None)
+def load_policies(libc: str, arch: str, *, all_musl: bool = False) -> PolicySet:
+    """:func:`policy_set`; with ``all_musl``, one that judges every musllinux policy."""
+    return PolicySet(libc, arch, _policies(libc, arch)) if all_musl else policy_set(libc, arch)
+
+
+def resolve(tag: str, arch: str | None = None) -> Policy | None:
+    """The policy a platform tag names: ``manylinux_2_17_x86_64``,
+    ``manylinux2014_x86_64``, or, given ``arch``, ``manylinux2014`` and
+    ``manylinux_2_17``.  None for any other tag (``linux_*``, ``any``, macOS...)."""
+    if arch is not None and not tag.endswith("_" + arch):
+        tag = f"{tag}_{arch}"
+    found = parse_policy_tag(tag)
+    return policy_set(*found).get(tag) if found else None
 
 
 def parse_policy_tag(tag: str) -> tuple[str, str] | None:
     """``manylinux_2_17_x86_64`` -> ("glibc", "x86_64"); None for other tags."""
+    return _tag_index().get(tag)
+
+
+@functools.lru_cache(maxsize=None)
+def _tag_index() -> dict[str, tuple[str, str]]:
+    index = {}
     for libc in LIBCS:
-        for arch in sorted(known_architectures(libc), key=len, reverse=True):
-            if tag.endswith("_" + arch):
-                base = tag[: -len(arch) - 1]
-                for p in _load_raw(libc):
-                    if p["name"] != "linux" and (base == p["name"] or base in p["aliases"]):
-                        return libc, arch
-    return None
+        for p in _load_raw(libc):
+            if p["name"] == "linux":
+                continue
+            for arch in p["symbol_versions"] or known_architectures(libc):
+                for base in (p["name"], *p["aliases"]):
+                    index[f"{base}_{arch}"] = (libc, arch)
+    return index

@@ -1,4 +1,4 @@
-"""Library resolution: the dynamic loader's rules as pure code.
+"""Library resolution: the dynamic loader's rules as code over an index of files.
 
 Given an ELF file and a view of the files around it (:class:`Files`), find
 what each ``DT_NEEDED`` entry would load, in the order the loader uses
@@ -692,7 +692,9 @@ def resolve_tree(
             if soname not in results:
                 results[soname] = _find(soname, origin, dirs, files, facts, libc, budget)
             found, unknown = results[soname]
-            if found and _excluded(found[1], exclude):
+            # A path glob matches the path as the loader found it (through a
+            # symlinked directory: /usr/local/cuda/...) or the real path.
+            if found and (_excluded(found[0], exclude) or _excluded(found[1], exclude)):
                 excluded.add(soname)
                 continue
             if not found:

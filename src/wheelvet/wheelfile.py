@@ -10,8 +10,6 @@ when there is enough work to share.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import struct
@@ -29,7 +27,8 @@ from packaging.version import InvalidVersion, Version
 
 from .elf import ElfFacts, NotRegularFile, is_elf, open_regular, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
-from .zipin import INFLATE_ERRORS, RECORD_ALGORITHMS, MemberProblem, MemberStream, check_layout
+from .records import RecordProblem, check_record, parse_record
+from .zipin import INFLATE_ERRORS, MemberProblem, MemberStream, check_layout
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 _TAG_PART = re.compile(r"[A-Za-z0-9_]+")
@@ -235,52 +234,17 @@ def _read_text(zf: zipfile.ZipFile, wheel: WheelName, member: str, kind: str) ->
         raise InvalidWheel(wheel.filename, f"{kind} file is not UTF-8", member) from None
 
 
-def read_record(zf: zipfile.ZipFile, member: str, text: str | None = None) -> list[list[str]]:
-    """RECORD's rows (blank lines dropped); ValueError when it is not UTF-8 CSV."""
-    try:
-        if text is None:
-            text = zf.read(member).decode("utf-8")
-        return [row for row in csv.reader(io.StringIO(text)) if row]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _check_record(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> dict[str, tuple[str, str]]:
     """RECORD lists every file with its real size and a strong hash; returns
-    member -> (algorithm, digest) for the content checks."""
+    member -> (algorithm, digest) for the content checks (:mod:`wheelvet.records`)."""
     member = f"{dist_info}/RECORD"
     if member not in zf.NameToInfo:
         raise InvalidWheel(wheel.filename, "missing RECORD file", member)
-    try:
-        rows = read_record(zf, member, _read_text(zf, wheel, member, "RECORD"))
-    except ValueError as exc:
-        raise InvalidWheel(wheel.filename, f"RECORD is not readable CSV ({exc})", member) from None
     sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
-    unhashed = {member, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
-    digests: dict[str, tuple[str, str]] = {}
-    listed: dict[str, list[str]] = {}
-    for n, row in enumerate(rows, 1):
-        if len(row) != 3:
-            raise InvalidWheel(wheel.filename, f"RECORD line {n} has {len(row)} fields, not 3", member)
-        path, digest, size = row
-        if listed.setdefault(path, row) != row:
-            raise InvalidWheel(wheel.filename, f"RECORD lists {path} twice, differently", member)
-        if path not in sizes:
-            raise InvalidWheel(wheel.filename, f"RECORD lists {path}, which the archive does not hold", member)
-        if path in unhashed:
-            continue
-        algo, _, value = digest.partition("=")
-        if not value:
-            raise InvalidWheel(wheel.filename, f"RECORD has no hash for {path}", member)
-        if algo not in RECORD_ALGORITHMS:
-            raise InvalidWheel(wheel.filename, f"RECORD hashes {path} with {algo!r} (sha256 or stronger required)", member)
-        if size != str(sizes[path]):
-            raise InvalidWheel(wheel.filename, f"RECORD says {path} has {size or 'no'} bytes, the archive {sizes[path]}", member)
-        digests[path] = (algo, value)
-    unlisted = sorted(set(sizes) - set(listed) - unhashed)
-    if unlisted:
-        raise InvalidWheel(wheel.filename, f"RECORD does not list {unlisted[0]}" + (f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""), member)
-    return digests
+    try:
+        return check_record(parse_record(_read_text(zf, wheel, member, "RECORD")), sizes, dist_info)
+    except RecordProblem as exc:
+        raise InvalidWheel(wheel.filename, str(exc), member) from None
 
 
 def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = None, verify: bool = True,

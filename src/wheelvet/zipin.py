@@ -14,13 +14,14 @@ A consumer that only needs a prefix (the ELF reader) reads it, then calls
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
+
+from .records import record_digest
 
 CHUNK = 1 << 20
 
@@ -37,17 +38,10 @@ INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,) + ((_fast.error,) if
 _LOCAL = struct.Struct("<4s5H3I2H")  # signature .. extra field length (30 bytes)
 _LOCAL_SIG = b"PK\x03\x04"
 
-# RECORD hashes PEP 376/427 accept: sha256 or stronger.
-RECORD_ALGORITHMS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"})
 
 
 class MemberProblem(Exception):
     """A member whose bytes are not what the archive or RECORD says."""
-
-
-def record_digest(data_hash) -> str:
-    """RECORD's form of a digest: urlsafe base64 without padding."""
-    return base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

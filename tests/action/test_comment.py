@@ -7,7 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from wheelvet.github.comment import PullRequestCommenter, make_client, marker  # noqa: E402
+from wheelvet.github.comment import PullRequestCommenter, make_client  # noqa: E402
+from wheelvet.report.markup import report_marker as marker  # noqa: E402
 
 REPO = "octo/wheels"
 

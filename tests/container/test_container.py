@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,13 @@ def example_wheel(container_workspace):
 def test_image_runs_wheelvet(docker_services, container_workspace):
     out = docker_services._docker_compose.execute("exec -T action wheelvet --version")
     assert out.startswith(b"wheelvet ")
+
+
+def test_image_has_the_base_policy_and_architecture_asked_for(docker_services, container_workspace):
+    # The pypa images name their policy and architecture (AUDITWHEEL_POLICY, AUDITWHEEL_ARCH): the
+    # build took the Dockerfile stage of WHEELVET_POLICY on this machine's own architecture.
+    out = docker_services._docker_compose.execute("exec -T action sh -c 'echo $AUDITWHEEL_POLICY $AUDITWHEEL_ARCH'")
+    assert out.decode().split() == [os.environ.get("WHEELVET_POLICY", "manylinux_2_28"), platform.machine()]
 
 
 def test_action_repairs_and_comments_in_the_container(docker_services, container_workspace, example_wheel, tmp_path):

@@ -111,6 +111,40 @@ def test_end_to_end_graft_install_import(tmp_path, libs):
     assert res.stdout.split() == ["43", "True"], res.stderr
 
 
+def test_the_patcher_is_a_seam(tmp_path, libs):
+    """apply_plan hands every edit to its patcher: a recording one sees the
+    plan's edits, in order, and the commands patchelf ran."""
+    from wheelvet.audit import AuditOptions, analyze
+    from wheelvet.repair import Patchelf, apply_plan, plan_repair
+    from wheelvet.wheelfile import read_wheel
+
+    class Recording(Patchelf):
+        def __init__(self):
+            super().__init__()
+            self.edits, self.commands = [], []
+
+        def apply(self, edits):
+            self.edits += edits
+            self.commands += [self.command(e) for e in edits]
+            super().apply(edits)
+
+    whl = ext_wheel(tmp_path, libs)
+    options = AuditOptions(environ={"LD_LIBRARY_PATH": str(libs)})
+    analysis = analyze(read_wheel(str(whl)), options)
+    plan = plan_repair(analysis)
+    patcher = Recording()
+    out = apply_plan(plan, analysis, str(tmp_path / "out"), environ=dict(options.environ), audit_options=options,
+                     patcher=patcher)
+    assert [e.what for e in patcher.edits] == [f"pkg/spam{EXT_SUFFIX}"] + [
+        f"{g.member} (grafted from {g.source})" for g in plan.grafts]
+    ext_cmd = patcher.commands[0]
+    liba = next(g for g in plan.grafts if g.soname == "libA.so.1")
+    assert ext_cmd[1:-1] == ["--replace-needed", "libA.so.1", liba.new_soname, "--force-rpath", "--set-rpath",
+                             "$ORIGIN/../pkg.libs"]
+    assert {c[1:3] == ["--set-soname", g.new_soname] for c, g in zip(patcher.commands[1:], plan.grafts)} == {True}
+    assert dyn(elf_of(Path(out), f"pkg/spam{EXT_SUFFIX}"), "DT_NEEDED")[0] == liba.new_soname
+
+
 def test_two_extensions_share_one_copy(tmp_path, libs):
     whl = ext_wheel(tmp_path, libs, modules=("one", "two"))
     out = tmp_path / "out"
@@ -131,6 +165,39 @@ def test_exclude_leaves_a_library_and_its_subtree(tmp_path, libs):
     fixed = only_wheel(out)
     assert not [n for n in zipfile.ZipFile(fixed).namelist() if ".libs/" in n]
     assert "libA.so.1" in dyn(elf_of(fixed, f"pkg/spam{EXT_SUFFIX}"), "DT_NEEDED")
+
+
+@pytest.mark.parametrize("pattern", ["libB.so.2", "libB.so.*", "*/libB.so.2"])
+def test_exclude_applies_at_every_depth(tmp_path, libs, pattern):
+    """libA is grafted; libB, which only libA needs, is excluded by SONAME or path glob."""
+    whl = ext_wheel(tmp_path, libs)
+    out = tmp_path / "out"
+    env = clean_env(LD_LIBRARY_PATH=str(libs))
+    shown = json.loads(run("show", "--json", "--exclude", pattern, str(whl), env=env).stdout)
+    assert set(shown["external_libs"]) == {"libA.so.1"}
+    p = repair(whl, out, "--exclude", pattern, env=env)
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    grafted = [n for n in zipfile.ZipFile(fixed).namelist() if ".libs/" in n]
+    assert [n.split("/")[1].split("-")[0] for n in grafted] == ["libA"]
+    liba = elf_of(fixed, grafted[0])
+    assert "libB.so.2" in dyn(liba, "DT_NEEDED")  # left for the system to provide
+    assert dyn(liba, "DT_RPATH") == []
+
+
+def test_exclude_path_glob_matches_the_path_through_a_symlinked_directory(tmp_path, libs):
+    """``--exclude '/opt/cuda/*'`` keeps out a library found through the
+    ``cuda -> cuda-13.0`` symlink, as auditwheel does; the real path matches too."""
+    real = tmp_path / "cuda-13.0"
+    shutil.move(str(libs), str(real))
+    (tmp_path / "cuda").symlink_to(real)
+    whl = ext_wheel(tmp_path, tmp_path / "cuda")
+    env = clean_env(LD_LIBRARY_PATH=str(tmp_path / "cuda"))
+    for pattern in (f"{tmp_path}/cuda/*", f"{real}/*"):
+        out = tmp_path / f"out-{len(pattern)}"
+        p = repair(whl, out, "--exclude", pattern, env=env)
+        assert p.returncode == 0, p.stderr
+        assert not [n for n in zipfile.ZipFile(only_wheel(out)).namelist() if ".libs/" in n], pattern
 
 
 def test_rpath_inside_the_wheel_is_kept_and_outside_dropped(tmp_path, libs):
@@ -196,6 +263,34 @@ def test_too_recent_symbol_version_is_refused(tmp_path, need_gcc):
     assert "GLIBC_2.29 from libm.so.6" in p.stderr and f"m/{ext.name}" in p.stderr and "exp" in p.stderr
     assert p.stderr.count("\n") == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+MISLABELLED = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"  # as cibuildwheel names a 2014 wheel
+
+
+def test_repair_drops_tags_the_wheel_does_not_meet(tmp_path, need_gcc):
+    """A manylinux2014 wheel that needs GLIBC_2.29 (exp) is renamed to what it
+    meets; it keeps no claim to manylinux2014 / manylinux_2_17."""
+    ext = build_extension(tmp_path / "b", "mathy", "-lm", "-fno-builtin", body="#include <math.h>", call="exp(1.0)")
+    whl = write_wheel(tmp_path / f"m-1.0-{MISLABELLED}.whl", {f"m/{ext.name}": ext.read_bytes()}, tag=MISLABELLED)
+    out = tmp_path / "out"
+    p = repair(whl, out)
+    assert p.returncode == 0, p.stderr
+    fixed = only_wheel(out)
+    tags = fixed.name[:-4].split("-")[-1].split(".")
+    assert "manylinux_2_17_x86_64" not in tags and "manylinux2014_x86_64" not in tags, tags
+    best = json.loads(run("show", "--json", str(whl)).stdout)["overall_tag"]
+    assert best.startswith("manylinux_2_") and int(best.split("_")[2]) >= 29  # exp@GLIBC_2.29 at least
+    assert tags == [best], tags
+    wheel_file = zipfile.ZipFile(fixed).read("m-1.0.dist-info/WHEEL").decode()
+    assert "manylinux_2_17" not in wheel_file and "manylinux2014" not in wheel_file and best in wheel_file
+    assert "dropped tags it does not meet: manylinux2014_x86_64, manylinux_2_17_x86_64" in p.stdout
+    assert run("check", str(fixed)).returncode == 0
+    # keeping the name would keep the false claim: refused, nothing written
+    out2 = tmp_path / "out2"
+    p = repair(whl, out2, "--no-update-tags")
+    assert p.returncode == 1 and "--no-update-tags" in p.stderr and "manylinux_2_17_x86_64" in p.stderr
+    assert not out2.exists() or not any(out2.iterdir())
 
 
 def test_plat_more_compatible_than_possible_is_refused_less_compatible_is_tagged(tmp_path, libs):

@@ -150,14 +150,46 @@ def test_executable_in_data_scripts_is_audited(tmp_path, libs):
     assert f["extension"] is False and f["libc"] == "glibc"
 
 
-def test_elf_in_purelib_is_an_error(tmp_path, need_gcc):
+def test_elf_in_purelib_keeps_its_tags_with_a_warning(tmp_path, need_gcc):
+    """Where a binary installs does not change what it needs: auditwheel's
+    show reaches the same tag; the placement is a warning, not a verdict."""
     ext = build_extension(tmp_path / "b", "pure")
-    whl = write_wheel(tmp_path / "pure-1.0-cp311-cp311-linux_x86_64.whl", {f"pure{EXT_SUFFIX}": ext.read_bytes()}, purelib=True)
-    d = show_json(whl)
-    assert d["overall_tag"] == "linux_x86_64"
-    assert any(f["code"] == "elf-in-purelib" for f in d["findings"])
-    whl2 = write_wheel(tmp_path / "pure2-1.0-cp311-cp311-linux_x86_64.whl", {f"pure2-1.0.data/purelib/pure{EXT_SUFFIX}": ext.read_bytes()})
-    assert show_json(whl2)["overall_tag"] == "linux_x86_64"
+    tag = "cp311-cp311-manylinux_2_17_x86_64"
+    root = write_wheel(tmp_path / f"pure-1.0-{tag}.whl", {f"pure{EXT_SUFFIX}": ext.read_bytes()}, purelib=True, tag=tag)
+    data = write_wheel(tmp_path / f"pure2-1.0-{tag}.whl", {f"pure2-1.0.data/purelib/pure{EXT_SUFFIX}": ext.read_bytes()},
+                       tag=tag)
+    for whl in (root, data):
+        d = show_json(whl)
+        assert d["overall_tag"].startswith("manylinux_2_"), d["overall_tag"]
+        found = [f for f in d["findings"] if f["code"] == "elf-in-purelib"]
+        assert [f["severity"] for f in found] == ["warning"]
+        p = run("check", str(whl))
+        assert p.returncode == 0 and "ok" in p.stdout, p.stdout + p.stderr
+
+
+def test_repair_moves_root_purelib_binaries_to_platlib(tmp_path, need_gcc):
+    ext = build_extension(tmp_path / "b", "pure")
+    whl = write_wheel(tmp_path / "pure-1.0-cp311-cp311-linux_x86_64.whl", {f"pure{EXT_SUFFIX}": ext.read_bytes()},
+                      purelib=True)
+    out = tmp_path / "out"
+    p = run("repair", "-w", str(out), str(whl))
+    assert p.returncode == 0, p.stderr
+    assert "Root-Is-Purelib set to false" in p.stdout
+    (fixed,) = out.iterdir()
+    wheel_file = zipfile.ZipFile(fixed).read("pure-1.0.dist-info/WHEEL").decode()
+    assert "Root-Is-Purelib: false" in wheel_file and "true" not in wheel_file
+    assert not [f for f in show_json(fixed)["findings"] if f["code"] == "elf-in-purelib"]
+
+
+def test_repair_refuses_binaries_in_data_purelib(tmp_path, need_gcc):
+    ext = build_extension(tmp_path / "b", "pure")
+    whl = write_wheel(tmp_path / "pure2-1.0-cp311-cp311-linux_x86_64.whl",
+                      {f"pure2-1.0.data/purelib/pure{EXT_SUFFIX}": ext.read_bytes()})
+    out = tmp_path / "out"
+    p = run("repair", "-w", str(out), str(whl))
+    assert p.returncode == 1 and ".data/purelib" in p.stderr and whl.name in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_pure_python_wheel(tmp_path):

@@ -31,6 +31,7 @@ from wheelvet.errors import WheelvetError
 from wheelvet.policy import load_policies
 from wheelvet.repair import RepairFailed, RepairOptions, RepairRefused, plan_repair, repair_wheel
 from wheelvet.report import markdown as md
+from wheelvet.report import markup
 from wheelvet.report.markdown import Report, WheelOutcome, combine, outcome_from_audit, outcome_from_error, render_markdown
 from wheelvet.wheelfile import read_wheel
 
@@ -361,7 +362,7 @@ FAST = settings(max_examples=int(os.environ.get("WHEELVET_MD_EXAMPLES", 300)), d
 
 def _shown(s: str) -> str:
     """What a reader sees: one line, controls replaced, @ and # followed by a word joiner."""
-    return md._no_refs(md._clean(s))
+    return markup._no_refs(markup._clean(s))
 
 
 @FAST
@@ -381,7 +382,7 @@ def test_md_text_is_literal_everywhere(s):
 @FAST
 @given(TEXT)
 def test_md_code_is_literal(s):
-    expected = md._clean(s) or " "
+    expected = markup._clean(s) or " "
     for prefix in ("x ", "- "):
         tree = parse(unfiltered_html(f"{prefix}{md.md_code(s)} y\n")).root
         codes = tree.find("code")

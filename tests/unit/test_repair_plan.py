@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from wheelvet.repair import _kept_rpath_entries, _new_name, _new_wheel_tags, _rewrite_wheel_file, RepairPlan, grafted_name
+from wheelvet.repair import RepairPlan, grafted_name
+from wheelvet.repair.apply import _rewrite_wheel_file
+from wheelvet.repair.plan import _kept_rpath_entries, _new_name, _new_wheel_tags
 
 M17 = ("manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -51,3 +53,16 @@ def test_grafted_name_carries_the_content_hash(tmp_path):
     again = tmp_path / f"libffi-{short}.so.8.1.2"
     again.write_bytes(lib.read_bytes())
     assert grafted_name(str(again)) == again.name  # already carries its hash: unchanged
+
+
+def test_patchelf_command_lines():
+    from wheelvet.repair import Edit, Patchelf
+
+    p = Patchelf(binary="/bin/patchelf")
+    assert p.command(Edit("/w/m0", "pkg/x.so")) is None
+    assert p.command(Edit("/w/m0", "pkg/x.so", replace_needed=(("libA.so.1", "libA-1234abcd.so.1"),),
+                          remove_needed=("libpython3.11.so.1.0",), rpath="$ORIGIN/../pkg.libs")) == [
+        "/bin/patchelf", "--replace-needed", "libA.so.1", "libA-1234abcd.so.1", "--remove-needed",
+        "libpython3.11.so.1.0", "--force-rpath", "--set-rpath", "$ORIGIN/../pkg.libs", "/w/m0"]
+    assert p.command(Edit("/w/g0", "pkg.libs/libB", soname="libB-1.so.2", clear_rpath=True)) == [
+        "/bin/patchelf", "--set-soname", "libB-1.so.2", "--remove-rpath", "/w/g0"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import cc, craft_elf
+from support import DictFiles, cc, craft_elf
 from wheelvet.elf import parse_elf
 from wheelvet.resolve import (
     HostFiles,
@@ -19,27 +19,6 @@ from wheelvet.resolve import (
     split_path_list,
     wheel_path,
 )
-
-
-class DictFiles:
-    """An index of files: path -> facts (symlinks are not modelled)."""
-
-    def __init__(self, files):
-        self.files = files
-        self.dirs = {str(Path(p).parent) for p in files} | {str(q) for p in files for q in Path(p).parents}
-
-    def is_dir(self, path):
-        return path in self.dirs
-
-    def lookup(self, path):
-        f = self.files.get(path)
-        return (path, f) if f is not None else None
-
-    def names_in(self, directory):
-        return {p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == directory}
-
-    def dirs_holding(self, name):
-        return ()
 
 
 def lib(arch="x86_64", **kw):

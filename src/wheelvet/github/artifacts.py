@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, Iterable
 
 from .. import __version__
-from ..errors import WheelvetError
+from ..errors import ServiceError
 
 SERVICE = "github.actions.results.api.v1.ArtifactService"
 ARTIFACT_VERSION = 4  # what upload-artifact@v4 / @actions/artifact 2.x send
@@ -66,11 +66,9 @@ _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*
 _SIG_PARAM = re.compile(r"(?i)\b(sig=)[^&\s\"'<>]+")
 
 
-class ArtifactError(WheelvetError):
+class ArtifactError(ServiceError):
     """An artifact upload that failed.  The message is one line and holds no
     secret (neither the runtime token nor the signed URL's query string)."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One pull-request comment per report id, found again by a hidden marker.
+"""One pull-request comment per report id, found again by its hidden marker
+(:func:`wheelvet.report.markup.report_marker`, the one the report is rendered with).
 
 All calls go through PyGithub, given the API base URL (``api-url``), so a
 GitHub Enterprise server works too.  The class is handed its client, so tests
@@ -11,11 +12,12 @@ from dataclasses import dataclass
 
 from github import Auth, Github, GithubException
 
-from ..errors import WheelvetError
+from ..errors import ServiceError
+from ..report.markup import report_marker
 
 
-class CommentError(WheelvetError):
-    exit_code = 5
+class CommentError(ServiceError):
+    """The pull-request comment could not be read or written."""
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,6 @@ class CommentResult:
     action: str  # "created", "updated", "skipped"
     url: str | None = None
     reason: str | None = None
-
-
-def marker(report_id: str) -> str:
-    """The hidden first line that identifies a report's comment."""
-    safe = report_id.replace("--", "- -").replace(">", "&gt;")
-    return f"<!-- wheelvet-report: {safe} -->"
 
 
 def make_client(api_url: str, token: str, *, timeout: int = 20, retries: int = 3) -> Github:
@@ -58,7 +54,7 @@ class PullRequestCommenter:
     def upsert(self, number: int, report_id: str, body: str, *, create: bool = True) -> CommentResult:
         """Edit the report's comment in place, or create it (unless not
         ``create``); never a second copy."""
-        tag = marker(report_id)
+        tag = report_marker(report_id)
         if not body.startswith(tag):
             body = f"{tag}\n{body}"
         try:

@@ -48,6 +48,30 @@ def read_input(environ: Mapping[str, str], name: str) -> str:
     return (value if value is not None else INPUT_DEFAULTS[name]).strip()
 
 
+# Where the runner puts secrets a container action can see.
+SECRET_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN",
+                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+
+
+def redact(text: str, environ: Mapping[str, str]) -> str:
+    """``text`` with every secret of ``environ`` (as given, and stripped) replaced by ``***``."""
+    values = {v for name in SECRET_VARIABLES for raw in [environ.get(name) or ""] for v in (raw, raw.strip())}
+    for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def read_secret(what: str, value: str) -> str:
+    """A token as pasted into a secret: surrounding whitespace stripped, then
+    refused (without ever printing it) unless it is printable ASCII, which
+    every GitHub token and the runtime's JWT are."""
+    value = value.strip()
+    if any(not "!" <= c <= "~" for c in value):
+        raise UsageError(f"{what}: the token holds whitespace, control or non-ASCII characters, which no GitHub "
+                         "token has (check the secret; its value is not printed)")
+    return value
+
+
 def _bool(name: str, value: str) -> bool:
     v = value.lower()
     if v in ("true", "yes", "1", "on"):
@@ -129,7 +153,7 @@ class Settings:
             report_id=report_id,
             upload=_bool("upload", get("upload")),
             artifact_name=get("artifact-name") or f"wheelvet-{job or 'wheels'}",
-            token=get("github-token") or environ.get("GITHUB_TOKEN", ""),
+            token=read_secret("input github-token", get("github-token") or environ.get("GITHUB_TOKEN", "")),
             api_url=(get("api-url") or environ.get("GITHUB_API_URL") or INPUT_DEFAULTS["api-url"]).rstrip("/"),
             workspace=workspace,
             event_name=event_name,
@@ -140,7 +164,7 @@ class Settings:
             output_file=environ.get("GITHUB_OUTPUT") or None,
             summary_file=environ.get("GITHUB_STEP_SUMMARY") or None,
             pull_request=_pull_request(environ.get("GITHUB_EVENT_PATH")),
-            runtime_token=environ.get("ACTIONS_RUNTIME_TOKEN", ""),
+            runtime_token=read_secret("ACTIONS_RUNTIME_TOKEN", environ.get("ACTIONS_RUNTIME_TOKEN", "")),
             results_url=environ.get("ACTIONS_RESULTS_URL", ""),
             job_label=" ".join(filter(None, [environ.get("GITHUB_WORKFLOW", ""), job])) or "wheelvet",
         )

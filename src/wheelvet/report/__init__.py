@@ -1,4 +1,4 @@
-"""Renderers: pure functions from :class:`~wheelvet.audit.WheelAudit` to text."""
+"""Renderers: text and JSON are pure functions of :class:`~wheelvet.audit.WheelAudit`; Markdown of its view model."""
 
 from .json import audit_to_json, render_json
 from .text import render_text

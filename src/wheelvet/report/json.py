@@ -15,15 +15,28 @@ import json as _json
 from typing import Any, Sequence
 
 from ..audit import SymbolUse, WheelAudit
+from ..shortfall import Shortfall, remedy_text, shortfalls
 
 SCHEMA_VERSION = 1
-ADDED_KEYS = ("libc", "arch", "platforms", "repairable_tag", "tags", "symbol_versions", "files", "findings")
+ADDED_KEYS = ("libc", "arch", "platforms", "repairable_tag", "tags", "symbol_versions", "files", "findings", "shortfalls")
 
 
 def _use(u: SymbolUse) -> dict[str, Any]:
     d: dict[str, Any] = {"file": u.file, "library": u.library, "version": u.version, "symbols": list(u.symbols)}
     if u.external:
         d["external"] = True
+    return d
+
+
+def _shortfall(s: Shortfall) -> dict[str, Any]:
+    d: dict[str, Any] = {"kind": s.kind, "subject": s.subject}
+    for key in ("library", "path", "best", "level"):
+        if getattr(s, key) is not None:
+            d[key] = getattr(s, key)
+    if s.evidence:
+        d["evidence"] = [{"file": e.file, "symbols": list(e.symbols), **({"external": True} if e.external else {})}
+                         for e in s.evidence]
+    d["remedy"] = {"kind": s.remedy.kind, "text": remedy_text(s.remedy)}
     return d
 
 
@@ -73,6 +86,8 @@ def audit_to_json(a: WheelAudit) -> dict[str, Any]:
             for f in a.files
         ],
         "findings": [{"code": x.code, "severity": x.severity, "file": x.file, "message": x.message} for x in a.findings],
+        # what keeps the wheel from each more compatible policy (wheelvet.shortfall), with the remedy
+        "shortfalls": {gap.policy: [_shortfall(s) for s in shortfalls(a, gap.policy)] for gap in a.gaps},
     }
 
 

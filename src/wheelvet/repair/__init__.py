@@ -1,0 +1,40 @@
+"""Repair: first a plan (decisions only, printable), then apply it.
+
+* :mod:`.plan`: :func:`plan_repair`, the policy reached, the libraries
+  grafted, the patches, the new tags; refusals with their reasons;
+* :mod:`.patcher`: the :class:`Edit` each ELF file needs and the
+  :class:`Patcher` that makes it (patchelf and strip by default);
+* :mod:`.apply`: :func:`apply_plan`, patch, verify, write the archive under
+  a temporary name, audit it again, rename it into place.
+"""
+
+from __future__ import annotations
+
+from ..audit import AuditOptions, analyze
+from ..errors import RepairFailed, RepairRefused
+from ..wheelfile import read_wheel
+from .apply import apply_plan, copy_atomically, plan_edits
+from .patcher import Edit, Patchelf, Patcher, find_patchelf
+from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
+
+
+def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
+                 dry_run: bool = False, patcher: Patcher | None = None) -> tuple[RepairPlan | None, str | None]:
+    """Plan and (unless ``dry_run``) apply the repair of one wheel."""
+    analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
+    if analysis.audit.pure:
+        if analysis.audit.error is None:  # --allow-pure-python-wheel: copied as it is
+            return None, None if dry_run else copy_atomically(path, out_dir)
+        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
+    if analysis.audit.error is not None:
+        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
+    plan = plan_repair(analysis, options)
+    if dry_run:
+        return plan, None
+    return plan, apply_plan(plan, analysis, out_dir, level=level, environ=dict(audit_options.environ),
+                            audit_options=audit_options, patcher=patcher)
+
+
+__all__ = ["Edit", "Graft", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
+           "RepairRefused", "apply_plan", "find_patchelf", "grafted_name", "plan_edits", "plan_repair",
+           "repair_wheel"]

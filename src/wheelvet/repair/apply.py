@@ -1,0 +1,300 @@
+"""Carrying out a repair plan: patch, verify, write, verify again, rename.
+
+:func:`apply_plan` copies the members it patches and the libraries it grafts
+into a work directory, has the :class:`~wheelvet.repair.patcher.Patcher`
+change them, checks every patched file for soundness and for the planned
+result, writes the archive under a temporary name in the output directory
+(unchanged members copied as compressed bytes, RECORD rewritten by
+:mod:`wheelvet.records`), audits the written wheel again, and only then
+renames it into place: a failure leaves nothing in the output directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+
+from ..audit import Analysis, AuditOptions, analyze
+from ..elf import ElfFacts, inspect_structure
+from ..errors import RepairFailed, WheelvetError
+from ..records import inconsistencies, record_hash, record_hash_file, record_map, render_record
+from ..wheelfile import read_wheel
+from ..zipout import NewMember, RawMember, write_zip
+from .patcher import Edit, Patchelf, Patcher
+from .plan import RepairPlan
+
+
+def _record_row(m: NewMember) -> tuple[str, str]:
+    """RECORD's hash and size of a new member (a file is read in chunks)."""
+    if m.data is not None:
+        return record_hash(m.data), str(len(m.data))
+    digest, size = record_hash_file(m.path)
+    return digest, str(size)
+
+
+def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
+    if epoch:
+        try:
+            return time.gmtime(max(int(epoch), 315532800))[:6]
+        except (ValueError, OverflowError):
+            raise WheelvetError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds") from None
+    return None
+
+
+def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=(), needed_present=(),
+                 rpath: str | None = None) -> ElfFacts:
+    """The patched file's facts, once it is sound and patched as planned."""
+    with open(path, "rb") as f:
+        data = f.read()
+    facts, problems = inspect_structure(data)
+    if facts is None:
+        raise RepairFailed(f"patched {member} is not a sound ELF file: " + "; ".join(problems))
+    if soname is not None and facts.soname != soname:
+        problems.append(f"SONAME is {facts.soname!r}, expected {soname!r}")
+    for n in needed_absent:
+        if n in facts.needed:
+            problems.append(f"still needs {n}")
+    for n in needed_present:
+        if n not in facts.needed:
+            problems.append(f"does not need {n}")
+    if rpath is not None and (facts.rpath != rpath or facts.runpath is not None):
+        problems.append(f"RPATH is {facts.rpath!r} (RUNPATH {facts.runpath!r}), expected {rpath!r}")
+    if problems:
+        raise RepairFailed(f"patched {member} failed verification: " + "; ".join(problems))
+    return facts
+
+
+def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
+    """The edits of a plan, on the work copies ``paths`` (final member -> file)."""
+    edits = [Edit(paths[p.target], p.member, replace_needed=p.replace_needed, remove_needed=p.remove_needed,
+                  rpath=p.rpath) for p in plan.patches]
+    edits += [Edit(paths[g.member], f"{g.member} (grafted from {g.source})", soname=g.new_soname,
+                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None) for g in plan.grafts]
+    return edits
+
+
+def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
+               environ: dict | None = None, audit_options: AuditOptions | None = None,
+               patcher: Patcher | None = None) -> str:
+    """Carry out ``plan``; returns the path of the verified output wheel."""
+    environ = dict(os.environ if environ is None else environ)
+    _make_output_dir(out_dir)
+    final = os.path.join(out_dir, plan.out_name)
+    tmp_out = _temporary_name(out_dir, plan.out_name)
+    work = tempfile.mkdtemp(prefix="wheelvet-repair-")
+    try:
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf())
+        _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
+        os.replace(tmp_out, final)
+        return final
+    except OSError as exc:
+        raise _write_failure(exc, out_dir, tmp_out) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        _remove_quietly(tmp_out)
+
+
+def _make_output_dir(out_dir: str) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise RepairFailed(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
+
+
+def _temporary_name(out_dir: str, name: str) -> str:
+    """A name of its own per process and thread: two repairs into one
+    directory never share a temporary file, and the rename makes the last
+    one win whole."""
+    return os.path.join(out_dir, f".{name}.{os.getpid()}.{threading.get_ident()}.wheelvet-tmp")
+
+
+def _write_failure(exc: OSError, out_dir: str, tmp: str) -> RepairFailed:
+    where = out_dir if exc.filename in (None, tmp) else exc.filename
+    return RepairFailed(f"cannot write {where}: {exc.strerror or exc}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # never created (or the directory refuses even that)
+
+
+def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
+           patcher: Patcher) -> dict:
+    # The output's RECORD vouches for the members copied raw, so the input
+    # must have been read with its RECORD hashes checked (read_wheel's default).
+    if analysis.contents is None or not analysis.contents.verified:
+        read_wheel(plan.wheel)
+    changed: dict[str, str] = {}  # archive member (final name) -> file in work
+    with zipfile.ZipFile(plan.wheel) as zf:
+        fixed = _date_time(environ.get("SOURCE_DATE_EPOCH"))
+        files = [i for i in zf.infolist() if not i.is_dir()]
+        newest = max((i.date_time for i in files), default=(1980, 1, 1, 0, 0, 0))
+        for i, p in enumerate(plan.patches):
+            dest = os.path.join(work, f"m{i}")
+            with zf.open(p.member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            changed[p.target] = dest
+        for i, g in enumerate(plan.grafts):
+            dest = os.path.join(work, f"g{i}")
+            shutil.copyfile(g.source, dest)
+            os.chmod(dest, 0o755)
+            changed[g.member] = dest
+
+        if plan.strip:
+            targets = {p.member: p.target for p in plan.patches}
+            patcher.strip([(changed[targets.get(m, m)], m) for m in plan.strip if targets.get(m, m) in changed])
+        patcher.apply(plan_edits(plan, changed))
+
+        new_facts = {}  # what the output's new ELF members hold, checked here once
+        for p in plan.patches:
+            new_facts[p.target] = _verify_file(
+                changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
+                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath)
+        for g in plan.grafts:
+            new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
+                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
+
+        members = _members(plan, zf, files, changed, fixed, newest)
+        with open(tmp_out, "wb") as out:
+            write_zip(out, members, level=level)
+            out.flush()
+            os.fsync(out.fileno())
+    return new_facts
+
+
+def _dist_info(names) -> str:
+    return next(n.split("/", 1)[0] for n in names
+                if n.split("/", 1)[0].endswith(".dist-info") and n.endswith("/WHEEL") and n.count("/") == 1)
+
+
+def _members(plan, zf, files, changed, fixed, newest):
+    dist_info = _dist_info(i.filename for i in files)
+    record_name = f"{dist_info}/RECORD"
+    wheel_name = f"{dist_info}/WHEEL"
+    old_record = _read_record(zf, record_name)
+    moved = {p.member for p in plan.patches if p.new_member}
+    shims = dict(plan.shims)
+    stamp = fixed or newest
+
+    entries: dict[str, object] = {}
+    for info in files:
+        name = info.filename
+        if name in (record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"):
+            continue
+        if name in moved:
+            data = shims[name].encode()
+            entries[name] = NewMember(name, data, stamp, mode=0o755)
+        elif name == wheel_name and (plan.wheel_tags is not None or plan.root_is_purelib is not None):
+            entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp)
+        elif name in changed:
+            entries[name] = NewMember(name, None, fixed or info.date_time,
+                                      mode=(info.external_attr >> 16) & 0o7777 or 0o755, path=changed[name])
+        else:
+            entries[name] = RawMember(name, zf, info, fixed or info.date_time)
+    for name, path in changed.items():
+        if name not in entries:
+            entries[name] = NewMember(name, None, stamp, mode=0o755, path=path)
+
+    # RECORD: hashes of copied members come from the input RECORD when it
+    # lists the same size; anything else is hashed here.
+    rows = []
+    for name, m in entries.items():
+        if isinstance(m, NewMember):
+            rows.append((name, *_record_row(m)))
+        else:
+            old = old_record.get(name)
+            if old and old[1] == str(m.info.file_size) and old[0].startswith("sha256="):
+                rows.append((name, old[0], old[1]))
+            else:
+                rows.append((name, record_hash(zf.read(m.info)), str(m.info.file_size)))
+    # Sorted, with the .dist-info directory last (RECORD last of all).
+    order = sorted(entries, key=lambda n: (n.split("/", 1)[0] == dist_info, n))
+    members = [entries[n] for n in order]
+    members.append(NewMember(record_name, render_record(rows, dist_info), stamp))
+    return members
+
+
+def _read_record(zf: zipfile.ZipFile, name: str) -> dict[str, tuple[str, str]]:
+    """RECORD as member -> (hash, size); read_wheel has already validated it."""
+    try:
+        return record_map(zf.read(name).decode("utf-8"))
+    except (KeyError, ValueError):
+        return {}
+
+
+def _rewrite_wheel_file(data: bytes, plan: RepairPlan) -> bytes:
+    """WHEEL with the new Tag lines (other headers kept, in order)."""
+    text = data.decode("utf-8")
+    out, tags_written = [], False
+    for line in text.splitlines():
+        key = line.split(":", 1)[0].strip().lower() if ":" in line else ""
+        if key == "tag" and plan.wheel_tags is not None:
+            if not tags_written:
+                out += [f"Tag: {t}" for t in plan.wheel_tags]
+                tags_written = True
+            continue
+        if key == "root-is-purelib" and plan.root_is_purelib is not None:
+            out.append(f"Root-Is-Purelib: {'true' if plan.root_is_purelib else 'false'}")
+            continue
+        out.append(line)
+    if plan.wheel_tags is not None and not tags_written:
+        out += [f"Tag: {t}" for t in plan.wheel_tags]
+    return ("\n".join(out).rstrip("\n") + "\n").encode()
+
+
+def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: AuditOptions,
+                   new_facts: dict) -> None:
+    """The written wheel, audited again, must meet the policy it is tagged with."""
+    try:
+        # Members copied raw hold the input's bytes: their facts are reused
+        # (same name, CRC and size); everything patched or new is parsed.
+        with zipfile.ZipFile(plan.wheel) as src:
+            crcs = {i.filename: (i.CRC, i.file_size) for i in src.infolist()}
+        contents = read_wheel(path, filename=plan.out_name, verify=False, known=analysis.contents, known_crcs=crcs,
+                              facts_by_name=new_facts)
+    except WheelvetError as exc:
+        raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None
+    audit = analyze(contents, options).audit
+    # every tag the output's name claims, not only those the plan added
+    tagged = list(dict.fromkeys([*plan.tags, *(t for t in contents.name.platforms if not t.startswith("linux_"))]))
+    for tag in tagged:
+        met = audit.meets(tag)
+        if not met:
+            raise RepairFailed(f"the repaired wheel does not meet {tag} (it meets {audit.overall_tag}): "
+                               + "; ".join(f.message for f in audit.findings if f.severity == "error")[:500])
+    # RECORD read back: it lists exactly the archive's files, with their sizes,
+    # and every grafted library and moved executable is there.
+    with zipfile.ZipFile(path) as zf:
+        sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
+        dist_info = _dist_info(sizes)
+        record = _read_record(zf, f"{dist_info}/RECORD")
+    problems = inconsistencies(record, sizes, dist_info)
+    expected = {g.member for g in plan.grafts} | {p.new_member for p in plan.patches if p.new_member}
+    problems += [f"{n} is missing" for n in sorted(expected - set(sizes))]
+    if problems:
+        raise RepairFailed("the repaired wheel is inconsistent: " + "; ".join(problems))
+
+
+def copy_atomically(path: str, out_dir: str) -> str:
+    _make_output_dir(out_dir)
+    final = os.path.join(out_dir, os.path.basename(path))
+    if os.path.exists(final) and os.path.samefile(final, path):
+        return final
+    tmp = _temporary_name(out_dir, os.path.basename(path))
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise _write_failure(exc, out_dir, tmp) from None
+    finally:
+        _remove_quietly(tmp)
+    return final
+
+
+__all__ = ["apply_plan", "copy_atomically", "plan_edits"]
