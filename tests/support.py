@@ -118,6 +118,12 @@ class DictFiles:
         f = self.files.get(path)
         return (path, f) if f is not None else None
 
+    def names_in(self, directory):
+        return {p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == directory}
+
+    def dirs_holding(self, name):
+        return ()  # (wheel directories: these files are not a wheel's)
+
 
 GOLDEN = Path(__file__).parent / "unit" / "golden"
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import InvalidWheel
+from .errors import InvalidElf, InvalidWheel
 from .policy import Policy, PolicySet, is_loader_soname, known_architectures, policy_set
 from .resolve import (
     Files,
@@ -48,6 +48,7 @@ from .resolve import (
     in_wheel,
     resolve_tree,
     system_dirs,
+    unknown_entries,
     wheel_path,
 )
 from .wheelfile import WheelContents, read_wheel
@@ -361,11 +362,16 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     files loads finds, in the process, what that file's tree already loaded:
     its gaps are filled from such a tree (extensions first, complete trees
     before incomplete ones)."""
-    files = WheelFiles(contents.elf, host.files)
+    files = WheelFiles(contents.elf, host.files, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
     config = SearchConfig.from_environment(options.environ, options.ldpaths)
     conf = host.system_dirs if config.conf is None else None
-    trees = {member: resolve_tree(wheel_path(member), facts, files, config, exclude=options.exclude, conf_dirs=conf)
-             for member, facts in classified.valid.items()}
+    trees = {}
+    for member, facts in classified.valid.items():
+        try:
+            trees[member] = resolve_tree(wheel_path(member), facts, files, config, exclude=options.exclude,
+                                         conf_dirs=conf)
+        except InvalidElf as exc:  # a limit of the resolver (its work budget)
+            raise exc.located(f"{contents.name.filename}: {member}") from None
     extensions = classified.extensions
     loaders = sorted(trees.items(), key=lambda kv: (kv[0] not in extensions, not kv[1].complete))
     for member in classified.valid:
@@ -578,16 +584,31 @@ def collect_findings(classified: Classified, trees: Trees, refs: References, pol
                                     "ELF file in a Root-Is-Purelib: true wheel: binaries belong in platlib (where "
                                     "some systems install elsewhere than purelib); repair sets Root-Is-Purelib: false"))
     highest = refs.by_policy[policies.highest.name]
+    # (resolve: why the loader's result is unknown, per library; built once)
+    unknown_of = {s: lib.unknown for t in trees.trees.values() for s, lib in t.libraries.items() if lib.unknown}
+    users_of: dict[str, list[str]] = defaultdict(list)  # (one pass: roots x libraries was quadratic)
+    for m in trees.roots:
+        for s in refs.root_libs[m]:
+            users_of[s].append(m)
     for soname, real in sorted(highest.libs.items()):
-        users = sorted(m for m in trees.roots if soname in refs.root_libs[m])
+        users = sorted(users_of.get(soname, ()))
         where = users[0] if len(users) == 1 else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
-        if real is None:
+        unknown = unknown_of.get(soname)
+        if real is None and unknown:  # (resolve: the loader's search passes where wheelvet cannot look)
+            findings.append(Finding("library-not-found", "error", where,
+                                    f"needs {soname}{who}, and wheelvet cannot know which file the loader loads for it: "
+                                    f"{unknown}"))
+        elif real is None:
             findings.append(Finding("library-not-found", "error", where,
                                     f"needs {soname}, which was not found{who}: it cannot be checked or grafted"))
         else:
             findings.append(Finding("external-library", "warning", where,
                                     f"needs {soname} ({real}){who}, which {policies.highest.name} does not allow: graft it with repair"))
+    for member, facts in classified.valid.items():  # entries the loader reads where wheelvet cannot look (resolve)
+        for tag, entry in unknown_entries(facts, wheel_path(member), classified.libc or "glibc"):
+            findings.append(Finding("search-path-unknown", "warning", member,
+                                    f"{tag} entry {entry.entry!r} is not searched: {entry.why}"))
     for soname in sorted({s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))

@@ -16,9 +16,15 @@ before it is used: a hostile file gives :class:`InvalidElf`, never an
 
 from __future__ import annotations
 
+import array
+import bisect
+import errno
+import itertools
 import mmap
 import os
+import stat
 import struct
+import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
@@ -85,11 +91,19 @@ STT_NOTYPE = 0
 STT_FUNC = 2
 SHN_UNDEF = 0
 
-# Limits that keep a hostile file from making us allocate or loop without end.
+# Limits that keep a hostile file from making us allocate or loop without
+# end (docs/hardening.md).  Every loop over a file's structures is bounded by
+# the bytes it reads, and each of these by a limit far above what real files
+# need (measured on the conformance wheels, PyTorch and this machine's
+# libraries: the most in one file is given after each).
 MAX_PHNUM = 0xFFFF
 MAX_DYNAMIC_ENTRIES = 1 << 20
 MAX_SYMBOLS = 1 << 24
 MAX_VERNEED = 1 << 16
+MAX_NEEDED = 1 << 12  # DT_NEEDED entries of one file (21: gdb; the audit works on each per policy)
+MAX_IMPORTS = 1 << 17  # undefined symbols of one file (5,719: libtorch_python.so; ~136 bytes each held)
+MAX_IMPORT_NAME_BYTES = 16 << 20  # their distinct names together (344 KB: libtorch_python.so)
+MAX_NOTE_BYTES = 1 << 20  # PT_NOTE and PT_GNU_PROPERTY segments together (296 bytes)
 
 # Only these defined functions matter (Python extension module init functions);
 # keeping just them spares one string per exported symbol.
@@ -100,11 +114,17 @@ _INIT_PREFIXES = (b"PyInit_", b"init", b"_cffi_pypyinit_")
 class ImportedSymbol:
     """An undefined dynamic symbol: what the file needs from elsewhere."""
 
+    # A file may hold a million of these: no per-object __dict__.
+    __slots__ = ("name", "version", "library", "weak", "kind")
+
     name: str
     version: str | None  # e.g. "GLIBC_2.29"; None when unversioned
     library: str | None  # the file the version is needed from (vn_file)
     weak: bool
     kind: int  # STT_* type
+
+    def __reduce__(self):  # (frozen and slotted: pickle cannot set the fields one by one)
+        return ImportedSymbol, (self.name, self.version, self.library, self.weak, self.kind)
 
 
 @dataclass(frozen=True)
@@ -174,23 +194,94 @@ class _Missing(Exception):
 class _Bytes:
     """Random access to the parts of a file that were kept.
 
-    ``prefix`` holds bytes ``[0, len(prefix))``; ``pieces`` more ranges.
+    ``prefix`` holds bytes ``[0, len(prefix))``; ``pieces`` more ranges
+    (start -> bytes), disjoint.  Nothing is copied: :meth:`view` hands out
+    memoryviews, :meth:`get` small slices.
     """
 
-    def __init__(self, size: int, prefix: bytes | bytearray | mmap.mmap, pieces: dict[int, bytes] | None = None) -> None:
+    def __init__(self, size: int, prefix: bytes | bytearray | mmap.mmap,
+                 pieces: dict[int, bytes | bytearray] | None = None) -> None:
         self.size = size
         self.prefix = prefix
         self.pieces = pieces or {}
+        self._starts = sorted(self.pieces)
 
-    def get(self, off: int, n: int) -> bytes:
+    def _locate(self, off: int, n: int) -> tuple[bytes | bytearray | mmap.mmap, int]:
+        """(buffer, offset in it) holding bytes [off, off + n) of the file."""
         if off < 0 or n < 0 or off + n > self.size:
             raise InvalidElf(f"structure at offset {off:#x} (+{n}) lies past the end of the file ({self.size} bytes)")
         if off + n <= len(self.prefix):
-            return self.prefix[off : off + n]
-        for start, data in self.pieces.items():
-            if start <= off and off + n <= start + len(data):
-                return data[off - start : off - start + n]
+            return self.prefix, off
+        i = bisect.bisect_right(self._starts, off) - 1
+        if i >= 0:
+            start = self._starts[i]
+            data = self.pieces[start]
+            if off + n <= start + len(data):
+                return data, off - start
         raise _Missing(off, off + n)
+
+    def get(self, off: int, n: int) -> bytes:
+        data, at = self._locate(off, n)
+        return data[at : at + n]
+
+    def view(self, off: int, n: int) -> memoryview:
+        """Bytes [off, off + n) without copying them."""
+        data, at = self._locate(off, n)
+        return memoryview(data)[at : at + n]
+
+    def table(self, off: int, n: int) -> _Table:
+        data, at = self._locate(off, n)
+        return _Table(data, at, n)
+
+    def available(self, off: int, limit: int) -> memoryview:
+        """As many bytes from ``off`` (at most ``limit``) as were kept in one
+        piece; raises :class:`_Missing` when not even one was."""
+        if off >= len(self.prefix):
+            i = bisect.bisect_right(self._starts, off) - 1
+            if i < 0 or off >= self._starts[i] + len(self.pieces[self._starts[i]]):
+                if off >= self.size:
+                    raise InvalidElf(f"structure at offset {off:#x} lies past the end of the file ({self.size} bytes)")
+                raise _Missing(off, off + 1)
+            start = self._starts[i]
+            data = self.pieces[start]
+            return memoryview(data)[off - start : off - start + limit]
+        return memoryview(self.prefix)[off : min(off + limit, self.size)]
+
+
+class _Table:
+    """A string table inside a kept buffer (not copied out of it)."""
+
+    __slots__ = ("data", "base", "size")
+
+    def __init__(self, data, base: int, size: int) -> None:
+        self.data, self.base, self.size = data, base, size
+
+    def string(self, off: int, what: str) -> str:
+        if not 0 <= off < self.size:
+            raise InvalidElf(f"{what}: string offset {off:#x} is outside the string table ({self.size} bytes)")
+        start = self.base + off
+        end = self.data.find(b"\0", start, self.base + self.size)
+        if end < 0:
+            raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
+        return self.data[start:end].decode("utf-8", "surrogateescape")
+
+    def startswith(self, prefixes: tuple[bytes, ...], off: int) -> bool:
+        if not 0 <= off < self.size:
+            return False
+        at = self.base + off
+        if isinstance(self.data, mmap.mmap):  # (mmap has no startswith)
+            return any(self.data[at : at + len(p)] == p for p in prefixes)
+        return self.data.startswith(prefixes, at)
+
+    def string_and_length(self, off: int, what: str) -> tuple[str, int]:
+        """:meth:`string`, and its length in the table (one search for its end)."""
+        if not 0 <= off < self.size:
+            raise InvalidElf(f"{what}: string offset {off:#x} is outside the string table ({self.size} bytes)")
+        start = self.base + off
+        end = self.data.find(b"\0", start, self.base + self.size)
+        if end < 0:
+            raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
+        return self.data[start:end].decode("utf-8", "surrogateescape"), end - start
 
 
 def is_elf(head: bytes) -> bool:
@@ -240,6 +331,11 @@ class _Layout:
             else:
                 p_type, p_offset, p_vaddr, _paddr, p_filesz, _memsz, p_flags, p_align = struct.unpack(e + "IIIIIIII", ent)
             self.phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_align))
+        notes = sum(p[4] for p in self.phdrs if p[0] in (PT_NOTE, PT_GNU_PROPERTY))
+        if notes > MAX_NOTE_BYTES:
+            # Each is read whole and walked note by note (real files hold a
+            # few hundred bytes of notes).
+            raise InvalidElf(f"its note segments add up to {notes} bytes, more than the {MAX_NOTE_BYTES} wheelvet reads")
 
     def segments(self, kind: int) -> Iterable[tuple[int, int, int, int, int, int]]:
         return (p for p in self.phdrs if p[0] == kind)
@@ -287,15 +383,6 @@ class _Layout:
         raise InvalidElf(f"{what} address {vaddr:#x} is not inside any loaded segment")
 
 
-def _cstr(table: bytes, off: int, what: str) -> str:
-    if not 0 <= off < len(table):
-        raise InvalidElf(f"{what}: string offset {off:#x} is outside the string table ({len(table)} bytes)")
-    end = table.find(b"\0", off)
-    if end < 0:
-        raise InvalidElf(f"{what}: string at {off:#x} has no terminating NUL")
-    return table[off:end].decode("utf-8", "surrogateescape")
-
-
 def _parse(buf: _Bytes) -> ElfFacts:
     lay = _Layout(buf)
     e = lay.e
@@ -309,7 +396,7 @@ def _parse(buf: _Bytes) -> ElfFacts:
 
     interpreter = None
     for _t, _f, off, _v, size, _a in lay.segments(PT_INTERP):
-        interpreter = buf.get(off, size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        interpreter = bytes(buf.view(off, size)).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         break
 
     isa = _read_isa(buf, lay) if lay.machine == EM_X86_64 else 0
@@ -321,7 +408,7 @@ def _parse(buf: _Bytes) -> ElfFacts:
     _t, _f, doff, _v, dsize, _a = dyn[0]
     entsize = 2 * lay.word
     count = min(dsize // entsize, MAX_DYNAMIC_ENTRIES)
-    raw = buf.get(doff, count * entsize)
+    raw = buf.view(doff, count * entsize)
     fmt = e + ("qQ" if lay.word == 8 else "iI")
     tags: dict[int, int] = {}
     needed_offs: list[int] = []
@@ -339,6 +426,8 @@ def _parse(buf: _Bytes) -> ElfFacts:
             runpath_off = val
         else:
             tags.setdefault(tag, val)
+    if len(needed_offs) > MAX_NEEDED:
+        raise InvalidElf(f"{len(needed_offs)} DT_NEEDED entries, more than the {MAX_NEEDED} allowed")
 
     if DT_STRTAB not in tags:
         if needed_offs or soname_off is not None:
@@ -349,48 +438,14 @@ def _parse(buf: _Bytes) -> ElfFacts:
     strsz = tags.get(DT_STRSZ, 0)
     if strsz <= 0 or stroff + strsz > buf.size:
         raise InvalidElf(f"dynamic string table ({strsz} bytes at {stroff:#x}) lies outside the file")
-    strtab = bytes(buf.get(stroff, strsz))
+    strtab = buf.table(stroff, strsz)
 
-    needed = tuple(_cstr(strtab, o, "DT_NEEDED") for o in needed_offs)
-    soname = _cstr(strtab, soname_off, "DT_SONAME") if soname_off is not None else None
-    rpath = _cstr(strtab, rpath_off, "DT_RPATH") if rpath_off is not None else None
-    runpath = _cstr(strtab, runpath_off, "DT_RUNPATH") if runpath_off is not None else None
+    needed = tuple(dict.fromkeys(strtab.string(o, "DT_NEEDED") for o in needed_offs))  # the loader loads each once
+    soname = strtab.string(soname_off, "DT_SONAME") if soname_off is not None else None
+    rpath = strtab.string(rpath_off, "DT_RPATH") if rpath_off is not None else None
+    runpath = strtab.string(runpath_off, "DT_RUNPATH") if runpath_off is not None else None
 
-    # Version needs: index (vna_other) -> (version name, library file).
-    by_index: dict[int, tuple[str, str]] = {}
-    version_needs: list[VersionNeed] = []
-    if DT_VERNEED in tags:
-        # vn_next and vna_next are added as the target's loader adds them, in
-        # its address width: on a 32-bit file a large one wraps backwards,
-        # and a chain that comes back to an entry it has read is refused.
-        wrap = (1 << (8 * lay.word)) - 1
-        off = lay.to_offset(tags[DT_VERNEED], "DT_VERNEED")
-        num = tags.get(DT_VERNEEDNUM, MAX_VERNEED)
-        seen: set[int] = set()
-        for _ in range(min(num, MAX_VERNEED)):
-            if off in seen:
-                raise InvalidElf("the vn_next chain of .gnu.version_r loops")
-            seen.add(off)
-            vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", buf.get(off, 16))
-            library = _cstr(strtab, vn_file, "vn_file")
-            versions = []
-            aoff = (off + vn_aux) & wrap
-            aseen: set[int] = set()
-            for _j in range(vn_cnt):
-                if aoff in aseen:
-                    raise InvalidElf("the vna_next chain of .gnu.version_r loops")
-                aseen.add(aoff)
-                _hash, _flags, other, vna_name, vna_next = struct.unpack(e + "IHHII", buf.get(aoff, 16))
-                name = _cstr(strtab, vna_name, "vna_name")
-                versions.append(name)
-                by_index[other & 0x7FFF] = (name, library)
-                if vna_next == 0:
-                    break
-                aoff = (aoff + vna_next) & wrap
-            version_needs.append(VersionNeed(library, tuple(versions)))
-            if vn_next == 0:
-                break
-            off = (off + vn_next) & wrap
+    by_index, version_needs = _read_version_needs(buf, lay, tags, strtab)
 
     imports: list[ImportedSymbol] = []
     inits: set[str] = set()
@@ -402,36 +457,115 @@ def _parse(buf: _Bytes) -> ElfFacts:
         nsyms = _count_symbols(buf, lay, tags, symoff, syment)
         if nsyms > MAX_SYMBOLS or symoff + nsyms * syment > buf.size:
             raise InvalidElf(f"dynamic symbol table ({nsyms} symbols at {symoff:#x}) lies outside the file")
-        syms = buf.get(symoff, nsyms * syment)
-        versym = None
-        if DT_VERSYM in tags and by_index:
-            vs_off = lay.to_offset(tags[DT_VERSYM], "DT_VERSYM")
-            versym = struct.unpack(f"{e}{nsyms}H", buf.get(vs_off, nsyms * 2))
-        if lay.word == 8:
-            it = ((n, i, sh) for n, i, _o, sh, _v, _s in struct.iter_unpack(e + "IBBHQQ", syms))
-        else:
-            it = ((n, i, sh) for n, _v, _s, i, _o, sh in struct.iter_unpack(e + "IIIBBH", syms))
-        for idx, (st_name, st_info, st_shndx) in enumerate(it):
-            if idx == 0:
-                continue
-            kind = st_info & 0xF
-            if st_shndx == SHN_UNDEF:
-                if st_name == 0:
-                    continue
-                name = _cstr(strtab, st_name, "symbol name")
-                version = library = None
-                if versym is not None:
-                    vi = versym[idx] & 0x7FFF
-                    if vi > 1 and vi in by_index:
-                        version, library = by_index[vi]
-                imports.append(ImportedSymbol(name, version, library, (st_info >> 4) == STB_WEAK, kind))
-            elif kind == STT_FUNC and st_name and strtab.startswith(_INIT_PREFIXES, st_name):
-                inits.add(_cstr(strtab, st_name, "symbol name"))
+        imports, inits = _read_symbols(buf, lay, tags, strtab, symoff, nsyms, by_index)
 
     return ElfFacts(
         lay.elf_class, lay.little, lay.machine, lay.osabi, lay.type, lay.flags, arch, arch_error, isa,
         interpreter, soname, needed, rpath, runpath, tuple(version_needs), tuple(imports), frozenset(inits),
     )
+
+
+def _read_version_needs(buf: _Bytes, lay: _Layout, tags: dict[int, int], strtab: _Table
+                        ) -> tuple[dict[int, tuple[str, str]], list[VersionNeed]]:
+    """Version needs: index (vna_other) -> (version name, library file), and
+    the needs per library.
+
+    vn_next and vna_next are added as the target's loader adds them, in its
+    address width: on a 32-bit file a large one wraps backwards.  Each
+    record is read once: a chain that comes back to an entry it has read
+    loops, and two version needs whose auxiliary chains meet share entries
+    (no linker writes either; walking them would take entries x versions
+    steps from entries + versions records)."""
+    by_index: dict[int, tuple[str, str]] = {}
+    version_needs: list[VersionNeed] = []
+    if DT_VERNEED not in tags:
+        return by_index, version_needs
+    e = lay.e
+    wrap = (1 << (8 * lay.word)) - 1
+    off = lay.to_offset(tags[DT_VERNEED], "DT_VERNEED")
+    num = tags.get(DT_VERNEEDNUM, MAX_VERNEED)
+    seen: set[int] = set()
+    aseen: set[int] = set()
+    for _ in range(min(num, MAX_VERNEED)):
+        if off in seen:
+            raise InvalidElf("the vn_next chain of .gnu.version_r loops")
+        seen.add(off)
+        vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", buf.get(off, 16))
+        library = strtab.string(vn_file, "vn_file")
+        versions = []
+        aoff = (off + vn_aux) & wrap
+        mine: set[int] = set()
+        for _j in range(vn_cnt):
+            if aoff in aseen:
+                raise InvalidElf("the vna_next chain of .gnu.version_r loops" if aoff in mine
+                                 else "version needs share auxiliary entries in .gnu.version_r")
+            aseen.add(aoff)
+            mine.add(aoff)
+            _hash, _flags, other, vna_name, vna_next = struct.unpack(e + "IHHII", buf.get(aoff, 16))
+            name = strtab.string(vna_name, "vna_name")
+            versions.append(name)
+            by_index[other & 0x7FFF] = (name, library)
+            if vna_next == 0:
+                break
+            aoff = (aoff + vna_next) & wrap
+        version_needs.append(VersionNeed(library, tuple(versions)))
+        if vn_next == 0:
+            break
+        off = (off + vn_next) & wrap
+    return by_index, version_needs
+
+
+def _read_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], strtab: _Table, symoff: int, nsyms: int,
+                  by_index: dict[int, tuple[str, str]]) -> tuple[list[ImportedSymbol], set[str]]:
+    """The imported symbols (each distinct one once) and the module init
+    functions.  One pass over the table without copying it; only undefined
+    symbols (and defined functions named like an init function) become
+    Python objects, and the same name, version and binding become one."""
+    e = lay.e
+    syment = 24 if lay.word == 8 else 16
+    syms = buf.view(symoff, nsyms * syment)
+    versym = None
+    if DT_VERSYM in tags and by_index:
+        vs_off = lay.to_offset(tags[DT_VERSYM], "DT_VERSYM")
+        versym = array.array("H")
+        versym.frombytes(buf.view(vs_off, nsyms * 2))
+        if lay.little != (sys.byteorder == "little"):
+            versym.byteswap()
+    # (st_name, st_info, st_shndx), the rest skipped as padding
+    fmt = e + ("IBxH16x" if lay.word == 8 else "I8xBxH")
+    # (taken one past the limit at most: millions are not listed to be refused)
+    undefined = list(itertools.islice(
+        ((idx, st_name, st_info) for idx, (st_name, st_info, st_shndx) in enumerate(struct.iter_unpack(fmt, syms))
+         if st_shndx == SHN_UNDEF and st_name and idx), MAX_IMPORTS + 1))
+    if len(undefined) > MAX_IMPORTS:
+        raise InvalidElf(f"more than the {MAX_IMPORTS} undefined symbols allowed")
+    names: dict[int, str] = {}
+    name_bytes = 0
+    made: dict[tuple, ImportedSymbol] = {}
+    for idx, st_name, st_info in undefined:
+        name = names.get(st_name)
+        if name is None:
+            # (names may overlap in the table, so their sum is bounded here
+            # rather than by the table's size; one name is at most the table)
+            name, length = strtab.string_and_length(st_name, "symbol name")
+            name_bytes += length
+            if name_bytes > MAX_IMPORT_NAME_BYTES:
+                raise InvalidElf(f"the names of its undefined symbols add up to more than the "
+                                 f"{MAX_IMPORT_NAME_BYTES} bytes allowed")
+            names[st_name] = name
+        version = library = None
+        if versym is not None:
+            vi = versym[idx] & 0x7FFF
+            if vi > 1 and vi in by_index:
+                version, library = by_index[vi]
+        key = (name, version, library, st_info)
+        if key not in made:
+            made[key] = ImportedSymbol(name, version, library, (st_info >> 4) == STB_WEAK, st_info & 0xF)
+    inits: set[str] = set()
+    for st_name, st_info, st_shndx in struct.iter_unpack(fmt, syms):
+        if st_shndx != SHN_UNDEF and st_info & 0xF == STT_FUNC and st_name and strtab.startswith(_INIT_PREFIXES, st_name):
+            inits.add(strtab.string(st_name, "symbol name"))
+    return list(made.values()), inits
 
 
 def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int, syment: int) -> int:
@@ -443,19 +577,33 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
         if nbuckets > MAX_SYMBOLS or maskwords > MAX_SYMBOLS:
             raise InvalidElf(f"absurd GNU hash table ({nbuckets} buckets, {maskwords} mask words)")
         boff = off + 16 + maskwords * lay.word
-        buckets = struct.unpack(f"{e}{nbuckets}I", buf.get(boff, 4 * nbuckets)) if nbuckets else ()
-        last = max(buckets, default=0)
+        last = 0
+        if nbuckets:
+            buckets = array.array("I")
+            buckets.frombytes(buf.view(boff, 4 * nbuckets))
+            if lay.little != (sys.byteorder == "little"):
+                buckets.byteswap()
+            last = max(buckets)
         if last < symndx:
             return symndx
-        coff = boff + 4 * nbuckets
-        i = last
-        while True:
-            if i - symndx > MAX_SYMBOLS:
-                raise InvalidElf("GNU hash chain does not terminate")
-            (h,) = struct.unpack(e + "I", buf.get(coff + 4 * (i - symndx), 4))
-            if h & 1:
-                return i + 1
-            i += 1
+        # The chain of the last bucket ends at the first word with bit 0 set.
+        # Its low bytes are taken out in one slice and searched in C: a
+        # chain that never ends (a file full of zeros) costs one pass over
+        # what was kept, not a Python step per word.
+        start = boff + 4 * nbuckets + 4 * (last - symndx)
+        budget = 4 * (MAX_SYMBOLS + 1)
+        pos = start
+        while pos - start < budget and pos < buf.size:
+            chunk = buf.available(pos, budget - (pos - start))
+            words = len(chunk) // 4
+            if not words:
+                raise _Missing(pos, pos + 4)
+            low = chunk[0 : words * 4 : 4] if lay.little else chunk[3 : words * 4 : 4]
+            hit = bytes(low).translate(_ODD).find(b"\1")
+            if hit >= 0:
+                return last + (pos - start) // 4 + hit + 1
+            pos += words * 4
+        raise InvalidElf("GNU hash chain does not terminate")
     if DT_HASH in tags:
         off = lay.to_offset(tags[DT_HASH], "DT_HASH")
         # s390x and alpha use 64-bit hash words.
@@ -470,12 +618,19 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
     return 0
 
 
+_ODD = bytes(i & 1 for i in range(256))  # byte -> 1 if odd
+
+
 def _read_isa(buf: _Bytes, lay: _Layout) -> int:
-    """GNU_PROPERTY_X86_ISA_1_NEEDED from the first GNU property note."""
+    """GNU_PROPERTY_X86_ISA_1_NEEDED from the first GNU property note.
+
+    The note segments add up to at most MAX_NOTE_BYTES (checked with the
+    program headers), and each note is at least 12 bytes, so this loop is
+    bounded too."""
     segs = list(lay.segments(PT_GNU_PROPERTY)) or list(lay.segments(PT_NOTE))
     e = lay.e
     for _t, _f, off, _v, size, align in segs:
-        data = buf.get(off, size)
+        data = buf.view(off, size)
         pad = 8 if align == 8 else 4
         pos = 0
         while pos + 12 <= len(data):
@@ -485,7 +640,7 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
             desc_end = desc_start + descsz
             if desc_end > len(data):
                 break
-            name = data[name_start : name_start + namesz]
+            name = bytes(data[name_start : name_start + namesz])
             if ntype == NT_GNU_PROPERTY_TYPE_0 and name == b"GNU\0":
                 ppos = desc_start
                 while ppos + 8 <= desc_end:
@@ -505,8 +660,10 @@ NEAR_DYNAMIC = 8 << 20  # bytes kept before the dynamic segment (patchelf's tabl
 CHUNK = 1 << 20
 # The most bytes of one streamed ELF file held in memory.  Program headers
 # decide what is kept, and a hostile file can make them name gigabytes; real
-# files need far less (56 MiB for PyTorch's 414 MiB libtorch_cpu.so).
-MAX_KEPT = 512 << 20
+# files need far less: 56 MiB for PyTorch's 414 MiB libtorch_cpu.so (whose
+# dynamic tables are 7.4 MiB of it).  Two worker processes may each hold
+# this much at once.
+MAX_KEPT = 128 << 20
 
 
 def parse_elf(data: bytes | bytearray | memoryview, name: str = "") -> ElfFacts:
@@ -519,9 +676,49 @@ def parse_elf(data: bytes | bytearray | memoryview, name: str = "") -> ElfFacts:
         raise InvalidElf(f"malformed ELF structure ({exc})", name) from None
 
 
+class NotRegularFile(OSError):
+    """A path that leads (links followed) to something other than a regular
+    file: a fifo, a device, a socket, a directory.  ``kind`` names it."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path}: not a regular file ({kind})")
+        self.kind = kind
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """The regular file at ``path`` (symbolic links followed), opened for reading.
+
+    Checking before opening is not enough: ``open`` itself blocks on a fifo,
+    and the path can change between a check and the open.  So the file is
+    opened without blocking and the *descriptor* is checked with ``fstat``;
+    whatever is read afterwards comes from that descriptor.  Raises
+    :class:`NotRegularFile` (an ``OSError``), or the ``OSError`` of the open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and stat.S_ISSOCK(os.stat(path).st_mode):  # a socket cannot be opened
+            raise NotRegularFile(os.fspath(path), "a socket") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+            raise NotRegularFile(os.fspath(path), kind)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_elf_file(path: str | os.PathLike[str]) -> ElfFacts:
     """Facts of an ELF file on disk (memory-mapped; only touched pages are read)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise InvalidElf("empty file", os.fspath(path))
@@ -559,6 +756,8 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
             chunk = stream.read(65536 if len(head) < 65536 else CHUNK)
             if chunk:
                 head += chunk
+            if len(head) > MAX_KEPT:
+                raise InvalidElf(f"its program headers lie more than {MAX_KEPT} bytes into the file")
             try:
                 lay = _Layout(_Bytes(size, head))
                 break
@@ -571,9 +770,12 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
     try:
         return _parse(buf)
     except _Missing as exc:
-        miss = exc
+        # (only the offsets: the exception's traceback holds the first
+        # pass's buffer, which must go before the second pass fills another)
+        miss = _Missing(exc.start, exc.end)
     # Second pass: the first told us where the dynamic tables are.
     wanted = _table_ranges(buf, lay, miss)
+    del buf
     with open_stream() as stream:
         buf = _stream_ranges(stream, bytearray(), size, lay.header_end, lay.wanted_ranges() + wanted)
     try:
@@ -584,7 +786,9 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
         raise InvalidElf(f"dynamic tables not found where the program headers point, and the file is too large "
                          f"({size} bytes) to read whole (at most {MAX_KEPT})")
     with open_stream() as stream:  # pathological layout: read it all
-        data = stream.read()
+        data = bytearray()
+        while chunk := stream.read(CHUNK):
+            data += chunk
     return _parse(_Bytes(len(data), data))
 
 
@@ -609,41 +813,57 @@ def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, 
 
 
 def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
-    prefix = head[:keep_prefix]
+    """Read the stream on from ``head`` (what was read of it already),
+    keeping bytes [0, keep_prefix) and the ``ranges``.  Each kept range is
+    allocated once at its full size and filled in place: appending to a
+    growing buffer copies it, and for a while holds it twice."""
     pos = len(head)
-    merged: list[list[int]] = []
-    for s, e_ in sorted((max(s, keep_prefix), e_) for s, e_ in ranges):
+    # The prefix and the ranges, merged where they meet: a table must lie
+    # in one buffer (a range starting inside the prefix extends it).
+    merged: list[list[int]] = [[0, min(keep_prefix, size)]]
+    for s, e_ in sorted((s, min(e_, size)) for s, e_ in ranges):
         if s >= e_:
-            continue  # inside the prefix
-        if merged and s <= merged[-1][1]:
+            continue  # empty, or past the end
+        if s <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], e_)
         else:
             merged.append([s, e_])
-    ranges = [(s, e_) for s, e_ in merged]
-    kept = min(keep_prefix, size) + sum(max(0, min(e_, size) - s) for s, e_ in ranges)
+    spans = [(s, e_) for s, e_ in merged]
+    kept = sum(e_ - s for s, e_ in spans)
     if kept > MAX_KEPT:
-        raise InvalidElf(f"its program headers name {kept} bytes of tables to read, more than the {MAX_KEPT} "
-                         f"wheelvet holds for one file")
-    pieces = {s: bytearray() for s, _e in ranges}
-    for s, e_ in ranges:  # what the already-read head holds of each range
-        if s < pos:
-            pieces[s] += head[s : min(e_, pos)]
-    stop = max([keep_prefix] + [e_ for _s, e_ in ranges])
+        raise InvalidElf(f"its program headers and dynamic tables name {kept} bytes to keep, more than the "
+                         f"{MAX_KEPT} wheelvet holds for one file")
+    bufs = [bytearray(e_ - s) for s, e_ in spans]
+    filled = [0] * len(spans)  # bytes of each span read so far (from its start, in order)
+
+    def take(data, at: int, first: int) -> int:
+        """Copy what ``data`` (file bytes from offset ``at``) holds of each
+        span from index ``first`` on; the first span not yet complete."""
+        end = at + len(data)
+        while first < len(spans) and spans[first][1] <= at:
+            first += 1
+        for i in range(first, len(spans)):
+            s, e_ = spans[i]
+            if s >= end:
+                break
+            lo, hi = max(s, at), min(e_, end)
+            if s + filled[i] == lo and hi > lo:  # spans are filled in order
+                bufs[i][lo - s : hi - s] = data[lo - at : hi - at]
+                filled[i] = hi - s
+        return first
+
+    first = take(memoryview(head), 0, 0)
+    stop = max(e_ for _s, e_ in spans)
     while pos < stop:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
-        end = pos + len(chunk)
-        if pos < keep_prefix:
-            prefix += chunk[: keep_prefix - pos]
-        for s, e_ in ranges:
-            if s < end and e_ > pos:
-                lo, hi = max(s, pos), min(e_, end)
-                # Ranges are filled in order, so this appends at the right place.
-                if s + len(pieces[s]) == lo:
-                    pieces[s] += chunk[lo - pos : hi - pos]
-        pos = end
-    return _Bytes(size, prefix, {s: bytes(b) for s, b in pieces.items()})
+        first = take(memoryview(chunk), pos, first)
+        pos += len(chunk)
+    for i, buf in enumerate(bufs):  # the stream ended early: keep what came
+        if filled[i] < len(buf):
+            del buf[filled[i]:]
+    return _Bytes(size, bufs[0], {s: bufs[i] for i, (s, _e) in enumerate(spans) if i})
 
 
 # ---------------------------------------------------------------- soundness

@@ -16,17 +16,19 @@ import struct
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from typing import Mapping
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
-from .elf import ElfFacts, is_elf, read_elf_stream
+from .elf import ElfFacts, NotRegularFile, is_elf, open_regular, read_elf_stream
 from .errors import InvalidElf, InvalidWheel
 from .records import RecordProblem, check_record, parse_record
-from .zipin import INFLATE_ERRORS, MemberProblem, MemberStream
+from .zipin import INFLATE_ERRORS, MemberProblem, MemberStream, check_layout
 
 _LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 _TAG_PART = re.compile(r"[A-Za-z0-9_]+")
@@ -42,6 +44,19 @@ MAX_MEMBER_SIZE = 8 << 30
 MAX_TOTAL_SIZE = 32 << 30
 MAX_RATIO = 1000  # uncompressed / compressed, for members over RATIO_FLOOR
 RATIO_FLOOR = 64 << 20
+# What all the ELF files of one wheel may hold together, so that the facts
+# held in memory stay bounded whatever the number of files (torch, the
+# largest real wheel here: 956 DT_NEEDED entries and 35,024 imported symbols
+# in 136 ELF files; a wheel of 800 modules needing 25 libraries each would
+# hold 20,000 DT_NEEDED entries).  The resolver's work has its own bound
+# (resolve.RESOLVE_BASE_STEPS).
+MAX_WHEEL_NEEDED = 1 << 18
+MAX_WHEEL_IMPORTS = 1 << 18
+MAX_WHEEL_IMPORT_NAME_BYTES = 32 << 20
+# Each ELF member costs its parse, its tree and its share of the verdict
+# (~100 us here, whatever its size): past this many, a wheel of tiny ELF
+# files would take many times what a normal wheel of its size does.
+MAX_ELF_MEMBERS = 1 << 12
 # WHEEL, METADATA and RECORD are read whole: sizes past these are refused.
 # (RECORD: 200,000 entries of ~300 bytes; METADATA: a long README.)
 MAX_TEXT_SIZE = {"WHEEL": 1 << 20, "METADATA": 32 << 20, "RECORD": 64 << 20}
@@ -88,26 +103,12 @@ def check_archive(zf: zipfile.ZipFile, filename: str) -> None:
         total += info.file_size
     if total > MAX_TOTAL_SIZE:
         problems.append(("", f"declares {total} bytes in all, more than the {MAX_TOTAL_SIZE} allowed"))
-    problems += _overlaps(infos)
+    if not problems:  # where each entry lies, once the entries themselves are sound
+        problems += check_layout(zf.fp.fileno(), infos)
     if problems:
         member, problem = problems[0]
         more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
         raise InvalidWheel(filename, problem + more, member or None)
-
-
-def _overlaps(infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
-    """Members whose local header starts inside another member's data: the
-    overlapping-file zip bomb, which inflates the same bytes many times over.
-    (Each member's data ends no earlier than its header, name and compressed
-    size add up to; the extra field can only push it further.)"""
-    out = []
-    order = sorted(infos, key=lambda i: i.header_offset)
-    for before, after in zip(order, order[1:]):
-        name = before.orig_filename.encode("utf-8" if before.flag_bits & 0x800 else "cp437", "replace")
-        end = before.header_offset + 30 + len(name) + before.compress_size
-        if after.header_offset < end:
-            out.append((after.filename, f"overlaps the data of {before.filename} (an overlapping-member zip bomb)"))
-    return out
 
 
 @dataclass(frozen=True)
@@ -147,16 +148,14 @@ class WheelContents:
     members: tuple[str, ...]  # every file member, in archive order
     elf: Mapping[str, ElfFacts]  # ELF members -> facts
     verified: bool = False  # every member checked against its CRC and RECORD hash
+    elf_bytes: int = 0  # the ELF members' size together (what bounds the work on them)
 
 
 def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]]]:
-    dist_infos = {n.split("/", 1)[0] for n in zf.namelist() if n.split("/", 1)[0].endswith(".dist-info")}
-    if not dist_infos:
-        raise InvalidWheel(wheel.filename, "no .dist-info directory")
-    candidates = sorted(d for d in dist_infos if f"{d}/WHEEL" in zf.NameToInfo)
-    if not candidates:
-        raise InvalidWheel(wheel.filename, "missing WHEEL file", f"{sorted(dist_infos)[0]}/WHEEL")
-    member = f"{candidates[0]}/WHEEL"
+    dist_info = _check_dist_info_names(zf, wheel)
+    member = f"{dist_info}/WHEEL"
+    if member not in zf.NameToInfo:
+        raise InvalidWheel(wheel.filename, "missing WHEEL file", member)
     msg = HeaderParser().parsestr(_read_text(zf, wheel, member, "WHEEL"))
     version = (msg.get("Wheel-Version") or "").strip()
     if not version:
@@ -166,13 +165,48 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     purelib_text = (msg.get("Root-Is-Purelib") or "").strip().lower()
     if purelib_text not in ("true", "false"):
         raise InvalidWheel(wheel.filename, f"Root-Is-Purelib must be true or false, not {purelib_text!r}", member)
-    _check_metadata(zf, wheel, candidates[0])
-    digests = _check_record(zf, wheel, candidates[0])
+    _check_metadata(zf, wheel, dist_info)
+    digests = _check_record(zf, wheel, dist_info)
     return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ()), digests
 
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _check_dist_info_names(zf: zipfile.ZipFile, wheel: WheelName) -> str:
+    """The wheel's one ``.dist-info`` directory, which must be named for the
+    project and version of the file name; any ``.data`` directory must be
+    named like it.  Installers that pick another directory (pip takes any
+    ``*.data`` as data, installer only its own) would install other files,
+    and a repair would rewrite the wrong RECORD."""
+    tops = sorted({n.split("/", 1)[0] for n in zf.namelist() if "/" in n})
+    dist_infos = [t for t in tops if t.endswith(".dist-info")]
+    if not dist_infos:
+        raise InvalidWheel(wheel.filename, "no .dist-info directory")
+    if len(dist_infos) > 1:
+        raise InvalidWheel(wheel.filename, f"{len(dist_infos)} .dist-info directories ({', '.join(dist_infos[:3])}"
+                                           f"{', ...' if len(dist_infos) > 3 else ''}): a wheel has exactly one")
+    dist_info = dist_infos[0]
+    project, dash, version = dist_info[: -len(".dist-info")].rpartition("-")
+    if not dash or not project:
+        raise InvalidWheel(wheel.filename, "not named <project>-<version>.dist-info", dist_info)
+    if _canonical(project) != _canonical(wheel.distribution):
+        raise InvalidWheel(wheel.filename, f"is for the project {project!r}, the file name for {wheel.distribution!r}", dist_info)
+    if not _same_version(version, wheel.version):
+        raise InvalidWheel(wheel.filename, f"is for version {version!r}, the file name for {wheel.version!r}", dist_info)
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    for top in tops:
+        if top.endswith(".data") and top != data_dir:
+            raise InvalidWheel(wheel.filename, f"a .data directory not named like {dist_info}", top)
+    return dist_info
 
 
 def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
@@ -185,6 +219,8 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
         raise InvalidWheel(wheel.filename, "METADATA has no Name or no Version", member)
     if _canonical(name) != _canonical(wheel.distribution):
         raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
+    if not _same_version(version, wheel.version):
+        raise InvalidWheel(wheel.filename, f"METADATA says version {version!r}, the file name {wheel.version!r}", member)
 
 
 def _read_text(zf: zipfile.ZipFile, wheel: WheelName, member: str, kind: str) -> str:
@@ -231,20 +267,32 @@ def read_wheel(path: str, *, jobs: int | None = None, filename: str | None = Non
     patched and grafted libraries)."""
     filename = filename or os.path.basename(path)
     name = parse_wheel_name(filename)
+    fh = _open_wheel(path, filename)
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise InvalidWheel(filename, "no such file") from None
-    except IsADirectoryError:
-        raise InvalidWheel(filename, "is a directory") from None
+        zf = zipfile.ZipFile(fh)
     except _ZIP_ERRORS as exc:
+        fh.close()
         raise InvalidWheel(filename, f"not a zip archive ({_one_line(exc)})") from None
     try:
-        with zf:
+        with fh, zf:
             return _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, facts_by_name)
     except _ZIP_ERRORS as exc:
         # whatever the zip layer trips on inside the archive
         raise InvalidWheel(filename, f"corrupt archive ({_one_line(exc)})") from None
+
+
+def _open_wheel(path: str, filename: str):
+    """The wheel's file, which must be a regular file (links followed): a
+    fifo would hang the reader, a device (``/dev/zero``) would never end."""
+    try:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise InvalidWheel(filename, "no such file") from None
+    except NotRegularFile as exc:
+        raise InvalidWheel(filename, "is a directory" if exc.kind == "a directory"
+                           else f"not a regular file ({exc.kind})") from None
+    except OSError as exc:
+        raise InvalidWheel(filename, f"cannot be opened ({exc.strerror or exc})") from None
 
 
 # What the zip and deflate layers raise on a damaged archive.
@@ -274,7 +322,9 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
         sniff = info.filename not in reused and not info.filename.endswith(".py") and info.file_size >= 52
         if digest or sniff:
             tasks.append(_Task(info, digest, sniff))
-    results = _read_members_all(path, tasks, jobs)
+    results = _read_members_all(path, zf.fp.fileno(), tasks, jobs)
+    if WHEEL_PROBLEM in results:
+        raise InvalidWheel(filename, results[WHEEL_PROBLEM].problem)
     facts: dict[str, ElfFacts] = {}
     for info in infos:
         result = results.get(info.filename)
@@ -287,7 +337,9 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
             facts[info.filename] = reused[info.filename]
         elif _LIBRARY_NAME.search(info.filename.rsplit("/", 1)[-1]):
             raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
-    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify)
+    elf_bytes = sum(i.file_size for i in infos if i.filename in facts)
+    return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify,
+                         elf_bytes)
 
 
 @dataclass(frozen=True)
@@ -301,39 +353,82 @@ class _Task:
 class _Failure:
     problem: str
     elf: bool  # an ELF structure problem (else the member's bytes)
+    wheel: bool = False  # a problem of the whole wheel (a limit on all its files together)
 
 
-def _read_members(path: str, tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
+class _Totals:
+    """What the ELF files read so far hold together, against the wheel's limits."""
+
+    def __init__(self) -> None:
+        self.files = self.needed = self.imports = self.name_bytes = 0
+
+    def add(self, facts: ElfFacts) -> str | None:
+        self.files += 1
+        if self.files > MAX_ELF_MEMBERS:
+            return f"it holds more than the {MAX_ELF_MEMBERS} ELF files allowed"
+        self.needed += len(facts.needed)
+        self.imports += len(facts.imports)
+        self.name_bytes += sum(len(s.name) for s in facts.imports)
+        if self.needed > MAX_WHEEL_NEEDED:
+            return f"its ELF files hold more than the {MAX_WHEEL_NEEDED} DT_NEEDED entries allowed in all"
+        if self.imports > MAX_WHEEL_IMPORTS:
+            return f"its ELF files import more than the {MAX_WHEEL_IMPORTS} symbols allowed in all"
+        if self.name_bytes > MAX_WHEEL_IMPORT_NAME_BYTES:
+            return (f"the names of the symbols its ELF files import add up to more than the "
+                    f"{MAX_WHEEL_IMPORT_NAME_BYTES} bytes allowed")
+        return None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_members_again(path: str, identity: tuple[int, int, int, int], tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
+    """:func:`_read_members` in a worker process, which opens the wheel again:
+    it must still be the same file."""
+    try:
+        fh = open_regular(path)
+    except OSError as exc:
+        return [_Failure(f"could not be opened again ({exc.strerror or exc})", elf=False)] * len(tasks)
+    with fh:
+        if _identity(os.fstat(fh.fileno())) != identity:
+            return [_Failure("the wheel changed while it was being read", elf=False)] * len(tasks)
+        return _read_members(fh.fileno(), tasks)
+
+
+def _read_members(fd: int, tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
     """Inflate each task's member once: check its size, CRC and hash, and
     parse it when it is ELF (runs in a worker process or inline)."""
     out: list[ElfFacts | _Failure | None] = []
-    with open(path, "rb") as fh:
-        fd = fh.fileno()
-        for task in tasks:
-            info = task.info
-            try:
-                stream = MemberStream(fd, info, task.digest)
-                facts = None
-                if task.sniff and is_elf(stream.peek(4)):
-                    first = [stream]
-                    facts = read_elf_stream(lambda: first.pop() if first else MemberStream(fd, info), info.file_size)
-                problem = stream.finish() if task.digest else None
-            except InvalidElf as exc:
-                out.append(_Failure(exc.problem, elf=True))
-                continue
-            except MemberProblem as exc:
-                problem = str(exc)
-            except INFLATE_ERRORS as exc:
-                problem = f"bad deflate data ({exc})"
-            out.append(_Failure(problem, elf=False) if problem else facts)
+    totals = _Totals()
+    for task in tasks:
+        info = task.info
+        try:
+            stream = MemberStream(fd, info, task.digest)
+            facts = None
+            if task.sniff and is_elf(stream.peek(4)):
+                first = [stream]
+                facts = read_elf_stream(lambda: first.pop() if first else MemberStream(fd, info), info.file_size)
+            problem = stream.finish() if task.digest else None
+        except InvalidElf as exc:
+            out.append(_Failure(exc.problem, elf=True))
+            continue
+        except MemberProblem as exc:
+            problem = str(exc)
+        except INFLATE_ERRORS as exc:
+            problem = f"bad deflate data ({exc})"
+        out.append(_Failure(problem, elf=False) if problem else facts)
+        if isinstance(facts, ElfFacts) and (too_much := totals.add(facts)):
+            out.append(_Failure(too_much, elf=False, wheel=True))  # (the caller stops at it)
+            break
     return out
 
 
-def _read_members_all(path: str, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
+def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) -> dict[str, ElfFacts | _Failure | None]:
     total = sum(t.info.file_size for t in tasks)
     jobs = jobs if jobs is not None else min(2, os.cpu_count() or 1)
     if jobs <= 1 or len(tasks) < 2 or total < PARALLEL_MIN_BYTES:
-        return dict(zip((t.info.filename for t in tasks), _read_members(path, tasks)))
+        return _results(tasks, _read_members(fd, tasks))
     # Largest first, in batches of similar weight, so both cores stay busy.
     order = sorted(tasks, key=lambda t: t.info.file_size, reverse=True)
     batches: list[list[_Task]] = []
@@ -349,10 +444,39 @@ def _read_members_all(path: str, tasks: list[_Task], jobs: int | None) -> dict[s
     if current:
         batches.append(current)
     out: dict[str, ElfFacts | _Failure | None] = {}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for batch, result in zip(batches, pool.map(_read_members, [path] * len(batches), batches)):
-            out.update(zip((t.info.filename for t in batch), result))
+    identity = _identity(os.fstat(fd))
+    totals = _Totals()
+    try:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
+                part = _results(batch, result)
+                too_much = next((r for r in part.values() if isinstance(r, _Failure) and r.wheel), None)
+                for facts in part.values():
+                    if too_much is None and isinstance(facts, ElfFacts) and (problem := totals.add(facts)):
+                        too_much = _Failure(problem, elf=False, wheel=True)
+                if too_much is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    return {WHEEL_PROBLEM: too_much}
+                out.update(part)
+    except BrokenProcessPool:
+        # (not the wheel's fault: killed, or out of memory; a RuntimeError,
+        # which would otherwise read as a corrupt archive)
+        raise WorkerDied("a worker process reading the wheel died") from None
     return out
+
+
+WHEEL_PROBLEM = "\0wheel"  # the key of a problem of the whole wheel (no member has this name)
+
+
+def _results(tasks: list[_Task], out: list[ElfFacts | _Failure | None]) -> dict[str, ElfFacts | _Failure | None]:
+    """Member name -> result; a problem of the whole wheel, if any, alone."""
+    if out and isinstance(out[-1], _Failure) and out[-1].wheel:
+        return {WHEEL_PROBLEM: out[-1]}
+    return dict(zip((t.info.filename for t in tasks), out))
+
+
+class WorkerDied(Exception):
+    """A worker process ended before returning its members (an internal error)."""
 
 
 __all__ = ["WheelContents", "WheelName", "parse_wheel_name", "read_wheel", "InvalidElf"]

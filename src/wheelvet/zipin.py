@@ -19,6 +19,7 @@ import os
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass
 
 from .records import record_digest
 
@@ -43,21 +44,177 @@ class MemberProblem(Exception):
     """A member whose bytes are not what the archive or RECORD says."""
 
 
-def data_offset(read_at, info: zipfile.ZipInfo) -> int:
-    """Where a member's data starts, from its local header, which must name
-    the same file as the central directory.  ``read_at(offset, n)`` returns
-    the archive's bytes there.  Raises :class:`MemberProblem`."""
-    header = read_at(info.header_offset, _LOCAL.size)
-    if len(header) < _LOCAL.size:
+@dataclass(frozen=True)
+class LocalHeader:
+    """A member's local header, as a streaming reader sees the member."""
+
+    flags: int
+    method: int
+    crc: int
+    compress_size: int  # from the zip64 extra field when the header says 0xFFFFFFFF
+    file_size: int
+    zip64: bool  # it has a zip64 extra field (a data descriptor then holds 8-byte sizes)
+    data_start: int
+
+
+def read_local_header(read_at, info: zipfile.ZipInfo) -> LocalHeader:
+    """The local header of ``info``, which must name the same file as the
+    central directory.  ``read_at(offset, n)`` returns the archive's bytes
+    there.  Raises :class:`MemberProblem`."""
+    raw_cd_name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+    head = read_at(info.header_offset, _LOCAL.size + len(raw_cd_name) + 64)  # usually all of it at once
+    if len(head) < _LOCAL.size:
         raise MemberProblem("local header past the end of the archive")
-    sig, _, _, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack(header)
+    sig, _, flags, method, _, _, crc, csize, usize, name_len, extra_len = _LOCAL.unpack_from(head)
     if sig != _LOCAL_SIG:
         raise MemberProblem("bad local header signature")
-    raw_name = read_at(info.header_offset + _LOCAL.size, name_len)
-    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    end = _LOCAL.size + name_len + extra_len
+    if len(head) < end:
+        head += read_at(info.header_offset + len(head), end - len(head))
+        if len(head) < end:
+            raise MemberProblem("local header past the end of the archive")
+    raw_name = head[_LOCAL.size : _LOCAL.size + name_len]
+    encoding = "utf-8" if flags & 0x800 else "cp437"
     if raw_name.decode(encoding, "replace") != info.orig_filename:
         raise MemberProblem("local header names another file than the central directory")
-    return info.header_offset + _LOCAL.size + name_len + extra_len
+    extra = head[_LOCAL.size + name_len : end]
+    zip64 = False
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x0001:  # zip64: the sizes that are 0xFFFFFFFF in the header, in this order
+            zip64 = True
+            field = extra[pos + 4 : pos + 4 + size]
+            at = 0
+            if usize == 0xFFFFFFFF and at + 8 <= len(field):
+                usize = struct.unpack_from("<Q", field, at)[0]
+                at += 8
+            if csize == 0xFFFFFFFF and at + 8 <= len(field):
+                csize = struct.unpack_from("<Q", field, at)[0]
+        pos += 4 + size
+    return LocalHeader(flags, method, crc, csize, usize, zip64, info.header_offset + end)
+
+
+def data_offset(read_at, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts, from its local header (which must name
+    the same file as the central directory).  Raises :class:`MemberProblem`."""
+    return read_local_header(read_at, info).data_start
+
+
+# ---------------------------------------------------------------- the layout
+
+_EOCD = struct.Struct("<4s4H2IH")  # end of central directory record (22 bytes)
+_EOCD64 = struct.Struct("<4sQ2H2I4Q")  # zip64 end of central directory record (56 bytes)
+_LOCATOR64 = struct.Struct("<4sIQI")  # zip64 end of central directory locator (20 bytes)
+_DESCRIPTOR_SIG = b"PK\x07\x08"
+# General purpose flags a streaming reader acts on: encryption, a data
+# descriptor after the data, UTF-8 names.
+_STREAM_FLAGS = 0x1 | 0x8 | 0x800
+
+
+def check_layout(fd: int, infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
+    """Problems with where things lie in the archive: (member, problem), the
+    member "" for the archive as a whole.
+
+    pip reads a wheel from its central directory; a streaming reader (and
+    many unzip-to-disk steps) reads the local entries one after the other
+    from the start.  Both must see the same wheel: the local entries must be
+    exactly the central directory's, in its order, the first at offset 0,
+    each followed by its data (and its data descriptor when it has one) and
+    then the next, the last by the central directory, that by the zip64
+    records when there are any and the end record, whose comment ends the
+    file.  Each local header must agree with the central directory on the
+    name, the flags a reader acts on, the compression method and (when no
+    data descriptor follows) the CRC and sizes.
+    """
+    size = os.fstat(fd).st_size
+
+    def read_at(offset: int, n: int) -> bytes:
+        return os.pread(fd, n, offset)
+
+    tail_start = max(0, size - (_EOCD.size + 0xFFFF))
+    tail = read_at(tail_start, size - tail_start)
+    at = tail.rfind(b"PK\x05\x06")  # the end record zipfile reads
+    if at < 0 or at + _EOCD.size > len(tail):
+        return [("", "no end of central directory record")]
+    _, disk, cd_disk, disk_entries, entries, cd_size, cd_offset, comment_len = _EOCD.unpack_from(tail, at)
+    eocd = tail_start + at
+    after = size - (eocd + _EOCD.size + comment_len)
+    if after:
+        return [("", f"{after} bytes after the end of the archive" if after > 0
+                 else "the end record's comment runs past the end of the file")]
+    cd_end = eocd  # where the central directory must end
+    locator = read_at(eocd - _LOCATOR64.size, _LOCATOR64.size) if eocd >= _LOCATOR64.size else b""
+    if locator[:4] == b"PK\x06\x07":
+        _, _, record_at, _ = _LOCATOR64.unpack(locator)
+        record = read_at(record_at, _EOCD64.size)
+        if (record_at + _EOCD64.size != eocd - _LOCATOR64.size or len(record) < _EOCD64.size
+                or record[:4] != b"PK\x06\x06"):
+            return [("", "the zip64 end record is not where its locator says, just before it")]
+        _, record_size, _, _, disk, cd_disk, disk_entries, entries, cd_size, cd_offset = _EOCD64.unpack(record)
+        if record_size != _EOCD64.size - 12:
+            return [("", "the zip64 end record has an extensible data sector")]
+        cd_end = record_at
+    if disk or cd_disk or disk_entries != entries:
+        return [("", "a multi-disk archive")]
+    if entries != len(infos):
+        return [("", f"the end record counts {entries} entries, the central directory holds {len(infos)}")]
+    if cd_offset + cd_size != cd_end:
+        gap = cd_end - cd_offset - cd_size
+        if gap < 0:
+            return [("", "the central directory overlaps the end record")]
+        if read_at(cd_end - cd_size, 4) == b"PK\x01\x02":
+            # The directory is there, but its offsets count from `gap` bytes
+            # in: whatever lies before them (another whole zip, say) is what
+            # a reader going from the start of the file sees first.
+            return [("", f"{gap} bytes before the archive's first member (a prefix another reader may take "
+                         "for the archive)")]
+        return [("", f"{gap} bytes between the central directory and the end record")]
+    for before, this in zip(infos, infos[1:]):
+        if this.header_offset < before.header_offset:
+            return [(this.filename, f"comes before {before.filename} in the archive, after it in the central directory")]
+    problems: list[tuple[str, str]] = []
+    expected, previous = 0, None  # where the next local entry must start
+    for info in infos:
+        name = info.filename
+        if info.header_offset != expected:
+            if previous is None:
+                problems.append(("", f"{info.header_offset} bytes before the archive's first member (a prefix "
+                                     "another reader may take for the archive)"))
+            elif info.header_offset > expected:
+                problems.append((name, f"{info.header_offset - expected} bytes between {previous} and this member "
+                                       "that the central directory does not list"))
+            else:
+                problems.append((name, f"overlaps the data of {previous} (an overlapping-member zip bomb)"))
+            return problems
+        try:
+            local = read_local_header(read_at, info)
+        except MemberProblem as exc:
+            return problems + [(name, str(exc))]
+        if local.flags & _STREAM_FLAGS != info.flag_bits & _STREAM_FLAGS:
+            problems.append((name, "local header flags differ from the central directory's"))
+        if local.method != info.compress_type:
+            problems.append((name, f"local header says compression method {local.method}, "
+                                   f"the central directory {info.compress_type}"))
+        end = local.data_start + info.compress_size
+        if info.flag_bits & 0x8:
+            wide = 8 if local.zip64 else 4
+            raw = read_at(end, 4 + 4 + 2 * wide)
+            body = raw[4:] if raw[:4] == _DESCRIPTOR_SIG else raw[: 4 + 2 * wide]
+            if len(body) < 4 + 2 * wide:
+                return problems + [(name, "data descriptor past the end of the archive")]
+            crc, csize, usize = struct.unpack_from("<I" + ("QQ" if wide == 8 else "II"), body)
+            if (crc, csize, usize) != (info.CRC, info.compress_size, info.file_size):
+                problems.append((name, "data descriptor differs from the central directory"))
+            end += (4 if raw[:4] == _DESCRIPTOR_SIG else 0) + 4 + 2 * wide
+        elif (local.crc, local.compress_size, local.file_size) != (info.CRC, info.compress_size, info.file_size):
+            problems.append((name, "local header's CRC or sizes differ from the central directory's"))
+        expected, previous = end, name
+    if not problems and expected != cd_offset:
+        problems.append(("", f"{cd_offset - expected} bytes between the last member and the central directory "
+                             "that it does not list" if expected < cd_offset
+                         else "the last member overlaps the central directory"))
+    return problems
 
 
 class MemberStream:
@@ -86,6 +243,33 @@ class MemberStream:
 
     # -- the stream --------------------------------------------------------
 
+    def _inflate(self, want: int) -> bytes:
+        """Up to ``want`` inflated bytes, feeding the inflater compressed
+        input as it needs it and draining what it holds once the input is
+        all in; b"" only at the end of the deflate stream, or when the
+        compressed data is spent and the inflater has nothing left.
+
+        (An inflater asked for at most ``want`` bytes may consume all its
+        input and still hold output: that must be drained with empty input,
+        not taken for the end of the data.)"""
+        inflater = self._inflater
+        while not inflater.eof:
+            if not self._tail and self._pos < self._end:
+                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
+                if not self._tail:  # the archive is shorter than its directory says
+                    self._end = self._pos
+                self._pos += len(self._tail)
+            fed = len(self._tail)
+            piece = inflater.decompress(self._tail, want)
+            # (at the end of the stream, what is left of the input is in
+            # unused_data; zlib leaves a copy in unconsumed_tail too)
+            self._tail = b"" if inflater.eof else inflater.unconsumed_tail
+            if piece:
+                return piece
+            if not fed:  # nothing to feed, and draining gave nothing
+                return b""
+        return b""
+
     def _more(self) -> bytes:
         """The next inflated piece (at most CHUNK bytes), b"" at the end."""
         want = min(CHUNK, self._size - self._made)
@@ -95,20 +279,7 @@ class MemberStream:
             piece = os.pread(self._fd, min(want, self._end - self._pos), self._pos)
             self._pos += len(piece)
         else:
-            piece = b""
-            while not piece:
-                if not self._tail:
-                    if self._pos >= self._end or self._inflater.eof:
-                        break
-                    self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
-                    if not self._tail:
-                        break
-                    self._pos += len(self._tail)
-                piece = self._inflater.decompress(self._tail, want)
-                self._tail = self._inflater.unconsumed_tail
-                if self._inflater.eof:
-                    self._tail = b""
-                    break
+            piece = self._inflate(want)
         if not piece:
             raise MemberProblem(f"holds {self._made} bytes, not the {self._size} declared")
         self._made += len(piece)
@@ -154,22 +325,25 @@ class MemberStream:
         except INFLATE_ERRORS as exc:
             return f"bad deflate data ({exc})"
         # The deflate stream must end right after the declared size: more
-        # output means the sizes lie (checked a byte at a time, so a bomb
+        # output means the sizes lie (asked for a byte at a time, so a bomb
         # behind a small declared size is never inflated).
-        while self._inflater is not None and not self._inflater.eof:
-            if not self._tail:
-                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
-                self._pos += len(self._tail)
-                if not self._tail:
-                    return "compressed data ends before the end of its deflate stream"
+        if self._inflater is not None and not self._inflater.eof:
             try:
-                extra = self._inflater.decompress(self._tail, 1)
+                extra = self._inflate(1)
             except INFLATE_ERRORS as exc:
                 return f"bad deflate data ({exc})"
             if extra:
                 return f"inflates to more than the {self._size} bytes declared"
-            self._tail = self._inflater.unconsumed_tail
-        if self._inflater is None and self._pos != self._end:
+            if not self._inflater.eof:
+                return "compressed data ends before the end of its deflate stream"
+        if self._inflater is not None:
+            # Bytes inside the member's compressed size but after its deflate
+            # stream: a reader that finds the end of a member by its deflate
+            # stream (a streaming unzip) would look for the next entry there.
+            trailing = len(self._inflater.unused_data) + (self._end - self._pos)
+            if trailing:
+                return f"{trailing} bytes of compressed data follow the end of its deflate stream"
+        elif self._pos != self._end:
             return f"stores {self._end - self._pos + self._made} bytes, not the {self._size} declared"
         if self._crc != self._crc_expected:
             return f"CRC-32 {self._crc:08x} does not match the {self._crc_expected:08x} recorded in the archive"

@@ -4,6 +4,7 @@ file, the input untouched -- for show, check and repair alike."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import subprocess
 import sys
@@ -47,13 +48,13 @@ def rewrite_record(path: Path) -> None:
         zf.writestr("pkg-1.0.dist-info/RECORD", "\n".join(rows + ["pkg-1.0.dist-info/RECORD,,"]) + "\n")
 
 
-def run_all(wheel: Path, tmp_path: Path, needle: str) -> None:
+def run_all(wheel: Path, tmp_path: Path, needle: str, timeout: float = 300) -> None:
     """Every command refuses the wheel the same way and writes nothing."""
-    before = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.exists() else None
+    before = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.is_file() else None
     out = tmp_path / "wheelhouse"
     for args in (["show"], ["show", "--json"], ["check"], ["repair", "-w", str(out)]):
         p = subprocess.run([sys.executable, "-m", "wheelvet", *args, str(wheel)], capture_output=True, text=True,
-                           env=clean_env(), timeout=300)
+                           env=clean_env(), timeout=timeout)
         assert p.returncode == 3, (args, p.stdout, p.stderr)
         assert "Traceback" not in p.stderr
         lines = p.stderr.strip().splitlines()
@@ -323,7 +324,8 @@ def test_local_header_that_does_not_match(tmp_path):
     meta = data.find(b"pkg-1.0.dist-info/METADATA")  # its local header's name
     data[meta - 30:meta - 26] = b"XXXX"  # the local header signature
     w.write_bytes(bytes(data))
-    run_all(w, tmp_path, "corrupt archive")
+    # (once "corrupt archive" from the zip layer; the layout check now finds it first)
+    run_all(w, tmp_path, "pkg-1.0.dist-info/METADATA: bad local header signature")
 
 
 # Hostile strings: names inside an ELF file may hold anything but NUL.
@@ -421,3 +423,270 @@ def test_overlapping_members(tmp_path):
             struct.pack_into("<I", data, pos + 42, offsets["pkg/a.py"] + 40)  # b's header inside a's data
     w.write_bytes(bytes(data))
     run_all(w, tmp_path, "pkg/b.py: overlaps the data of pkg/a.py (an overlapping-member zip bomb)")
+
+
+# Inputs that are not regular files (links followed): a fifo would hang the
+# reader in open(), a device would never end.  Each is refused by what the
+# opened descriptor is, not by a check before opening.
+
+def _socket(path: Path) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))  # stays bound while the test runs (the fixture's tmp_path)
+    _SOCKETS.append(sock)
+
+
+_SOCKETS: list = []
+
+
+def _chain(target, hops: int):
+    def make(path: Path) -> None:
+        previous = path.with_name(path.name + ".target")
+        target(previous)
+        for i in range(hops - 1):
+            link = path.with_name(f"{path.name}.hop{i}")
+            link.symlink_to(previous)
+            previous = link
+        path.symlink_to(previous)
+    return make
+
+
+NOT_REGULAR = {
+    "fifo": (os.mkfifo, "not a regular file (a fifo)"),
+    "link to /dev/zero": (lambda p: p.symlink_to("/dev/zero"), "not a regular file (a character device)"),
+    "link to /dev/null": (lambda p: p.symlink_to("/dev/null"), "not a regular file (a character device)"),
+    "link to /dev/urandom": (lambda p: p.symlink_to("/dev/urandom"), "not a regular file (a character device)"),
+    "directory": (lambda p: p.mkdir(), "is a directory"),
+    "link to a directory": (lambda p: p.symlink_to("/tmp"), "is a directory"),
+    "socket": (_socket, "not a regular file (a socket)"),
+    "links to a fifo": (_chain(os.mkfifo, 3), "not a regular file (a fifo)"),
+    "links to /dev/zero": (_chain(lambda p: p.symlink_to("/dev/zero"), 5), "not a regular file (a character device)"),
+    "dangling link": (lambda p: p.symlink_to(p.with_name("nowhere.whl")), "no such file"),
+    "link loop": (lambda p: p.symlink_to(p), "cannot be opened (Too many levels of symbolic links)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_REGULAR))
+def test_inputs_that_are_not_regular_files(tmp_path, kind):
+    make, needle = NOT_REGULAR[kind]
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    make(w)
+    run_all(w, tmp_path, f"pkg-1.0-{TAG}.whl: {needle}", timeout=60)
+
+
+def test_a_link_to_a_good_wheel_is_read(tmp_path):
+    target = good(tmp_path / "real")
+    w = tmp_path / target.name
+    w.symlink_to(target)
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0 and target.name in p.stdout, p.stderr
+
+
+# Metadata that contradicts itself: the names in the archive disagree about
+# which project (or version) this is.  Refused up front by every command.
+
+def zip_with_record(path: Path, files: dict[str, bytes], record: str) -> Path:
+    """An archive of ``files`` plus a RECORD at ``record`` that lists them all
+    rightly: whatever is wrong with it is not its RECORD."""
+    rows = [_record_row(n, d) for n, d in files.items()] + [f"{record},,"]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr(record, "\n".join(rows) + "\n")
+    return path
+
+
+def dist_info(name: str = "pkg", version: str = "1.0", *, dirname: str | None = None) -> dict[str, bytes]:
+    d = dirname or f"{name}-{version}.dist-info"
+    return {f"{d}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {TAG}\n".encode(),
+            f"{d}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()}
+
+
+CONTRADICTIONS = {
+    # case: (file name's project-version, files, RECORD's place, what the line says)
+    "second dist-info of another project": (
+        "pkg-1.0", {**dist_info(), **dist_info("zzz", "2.0")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (pkg-1.0.dist-info, zzz-2.0.dist-info): a wheel has exactly one"),
+    "second dist-info of another version": (
+        "pkg-1.0", {**dist_info(), **dist_info("pkg", "0.9")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (pkg-0.9.dist-info, pkg-1.0.dist-info)"),
+    "second dist-info, differently cased": (
+        "pkg-1.0", {**dist_info(), **dist_info("PKG", "1.0")}, "pkg-1.0.dist-info/RECORD",
+        "2 .dist-info directories (PKG-1.0.dist-info, pkg-1.0.dist-info)"),
+    "many dist-infos": (
+        "pkg-1.0", {k: v for i in range(6) for k, v in dist_info(f"p{i}", "1.0").items()} | dist_info(),
+        "pkg-1.0.dist-info/RECORD", "7 .dist-info directories (p0-1.0.dist-info, p1-1.0.dist-info, p2-1.0.dist-info, ...)"),
+    "dist-info of another project": (
+        "pkg-1.0", dist_info("other", "1.0"), "other-1.0.dist-info/RECORD",
+        "other-1.0.dist-info: is for the project 'other', the file name for 'pkg'"),
+    "dist-info of another version": (
+        "pkg-1.0", dist_info("pkg", "2.0"), "pkg-2.0.dist-info/RECORD",
+        "pkg-2.0.dist-info: is for version '2.0', the file name for '1.0'"),
+    "dist-info without a version": (
+        "pkg-1.0", dist_info(dirname="pkg.dist-info"), "pkg.dist-info/RECORD",
+        "pkg.dist-info: not named <project>-<version>.dist-info"),
+    "METADATA of another project": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: other\nVersion: 1.0\n"},
+        "pkg-1.0.dist-info/RECORD", "pkg-1.0.dist-info/METADATA: METADATA names 'other', the file name 'pkg'"),
+    "METADATA of another version": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.1\n"},
+        "pkg-1.0.dist-info/RECORD", "pkg-1.0.dist-info/METADATA: METADATA says version '1.1', the file name '1.0'"),
+    ".data of another project": (
+        "pkg-1.0", {**dist_info(), "zzz-1.0.data/scripts/run": b"#!/bin/sh\n"}, "pkg-1.0.dist-info/RECORD",
+        "zzz-1.0.data: a .data directory not named like pkg-1.0.dist-info"),
+    "a second .data": (
+        "pkg-1.0", {**dist_info(), "pkg-1.0.data/scripts/a": b"a", "pkg-2.0.data/scripts/b": b"b"},
+        "pkg-1.0.dist-info/RECORD", "pkg-2.0.data: a .data directory not named like pkg-1.0.dist-info"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONTRADICTIONS))
+def test_metadata_that_contradicts_itself(tmp_path, case):
+    stem, files, record, needle = CONTRADICTIONS[case]
+    w = zip_with_record(tmp_path / f"{stem}-{TAG}.whl", {SO: ELF, **files}, record)
+    run_all(w, tmp_path, needle)
+
+
+@pytest.mark.parametrize("stem,files", [
+    ("pkg_name-1.0", dist_info("Pkg.Name", "1.0", dirname="Pkg.Name-1.0.dist-info")),  # names compare normalised
+    ("pkg-1.0", dist_info("pkg", "1.0.0", dirname="pkg-1.0.0.dist-info")),  # PEP 440: 1.0 == 1.0.0
+    ("pkg-1.0", {**dist_info(), "pkg-1.0.data/scripts/run": b"#!/bin/sh\n", "pkg/sub.data/x": b"x"}),
+])
+def test_metadata_that_agrees_after_normalisation_is_accepted(tmp_path, stem, files):
+    info = next(n for n in files if n.endswith("/WHEEL")).split("/")[0]
+    w = zip_with_record(tmp_path / f"{stem}-{TAG}.whl", {SO: ELF, **files}, f"{info}/RECORD")
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "show", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stderr
+
+
+# Zip confusion: a reader of the central directory (pip) and a reader of the
+# local entries from the start of the file (a streaming unzip) must see the
+# same wheel.  Every way of making them differ is refused; the sound
+# variations the format allows (data descriptors, zip64 fields, a comment)
+# are read.
+
+from zipcraft import Entry, build, local_entry, wheel_entries  # noqa: E402
+
+HIDDEN_ELF = craft_elf("x86_64", needed=("libc.so.6",), exports=("PyInit_evil",))
+
+
+def _confused(tmp_path: Path, make) -> Path:
+    entries = wheel_entries({SO: ELF, "pkg/__init__.py": b"from . import m\n"})
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    w.write_bytes(make(entries))
+    return w
+
+
+def _hidden(name: str = "pkg/evil.cpython-311-x86_64-linux-gnu.so") -> bytes:
+    return local_entry(Entry(name, HIDDEN_ELF))[0]
+
+
+def _other_wheel() -> bytes:
+    return build(wheel_entries({SO: HIDDEN_ELF, "pkg/__init__.py": b"import os\n"}))
+
+
+def _with(entries, i, **changes):
+    out = list(entries)
+    e = out[i]
+    out[i] = Entry(**{**e.__dict__, **changes})
+    return out
+
+
+CONFUSIONS = {
+    "an extension hidden between two members": (
+        lambda e: build(e, hidden={1: _hidden()}), f"pkg/__init__.py: {len(_hidden())} bytes between {SO} and this member"),
+    "an extension hidden after the last member": (
+        lambda e: build(e, hidden={len(e): _hidden()}), f"{len(_hidden())} bytes between the last member and the central directory"),
+    "one byte between two members": (
+        lambda e: build(e, hidden={2: b"\0"}), "1 bytes between pkg/__init__.py and this member"),
+    "a second wheel before the first (offsets from after it)": (
+        lambda e: build(e, prefix=_other_wheel()), f"{len(_other_wheel())} bytes before the archive's first member"),
+    "a second wheel before the first (offsets counting it)": (
+        lambda e: build(e, prefix=_other_wheel(), prefix_counted=True), f"{len(_other_wheel())} bytes before the archive's first member"),
+    "a shell script before the first member": (
+        lambda e: build(e, prefix=b"#!/bin/sh\nexit 0\n", prefix_counted=True), "17 bytes before the archive's first member"),
+    "bytes after the end record": (
+        lambda e: build(e, after=b"PK\x03\x04 more"), "9 bytes after the end of the archive"),
+    "a whole wheel after the end record": (
+        lambda e: build(e, after=_other_wheel()[:-22] + b"x" * 22), f"{len(_other_wheel())} bytes after the end of the archive"),
+    "local entries in another order than the directory": (
+        lambda e: build(e, central_order=[1, 0] + list(range(2, len(e)))), f"{SO}: comes before pkg/__init__.py in the archive"),
+    "an end record counting fewer entries": (
+        lambda e: build(e, count=len(e) - 1), "the end record counts 4 entries, the central directory holds 5"),
+    "a local header with another compression method": (
+        lambda e: build(_with(e, 1, method=0, local={"method": 8})), "pkg/__init__.py: local header says compression method 8, the central directory 0"),
+    "a local header with other sizes": (
+        lambda e: build(_with(e, 1, local={"usize": 99})), "pkg/__init__.py: local header's CRC or sizes differ from the central directory's"),
+    "a local header with another CRC": (
+        lambda e: build(_with(e, 0, local={"crc": 1})), f"{SO}: local header's CRC or sizes differ"),
+    "a local header with another UTF-8 flag": (
+        lambda e: build(_with(e, 1, local={"flags": 0})), "pkg/__init__.py: local header flags differ from the central directory's"),
+    "a local header that says a data descriptor follows": (
+        lambda e: build(_with(e, 1, local={"flags": 0x808})), "pkg/__init__.py: local header flags differ"),
+    "a data descriptor with another size": (
+        lambda e: build(_with(e, 1, descriptor=True, descriptor_values={"usize": 5})), "pkg/__init__.py: data descriptor differs from the central directory"),
+    "a data descriptor with another CRC, unsigned": (
+        lambda e: build(_with(e, 1, descriptor=True, descriptor_sig=False, descriptor_values={"crc": 7})), "pkg/__init__.py: data descriptor differs"),
+    "bytes after a member's deflate stream": (
+        lambda e: build(_with(e, 1, after_data=_hidden())), f"pkg/__init__.py: {len(_hidden())} bytes of compressed data follow the end of its deflate stream"),
+    "a zip64 locator pointing elsewhere than its record": (
+        lambda e: build(e, zip64_end=True, locator_offset=0), "the zip64 end record is not where its locator says"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFUSIONS))
+def test_zip_confusion_is_refused(tmp_path, case):
+    make, needle = CONFUSIONS[case]
+    w = _confused(tmp_path, make)
+    with zipfile.ZipFile(w) as zf:  # what pip reads is a sound wheel
+        assert zf.testzip() is None and SO in zf.namelist()
+    run_all(w, tmp_path, needle)
+
+
+SOUND_VARIATIONS = {
+    "plain": lambda e: build(e),
+    "data descriptors": lambda e: build([Entry(**{**x.__dict__, "descriptor": True}) for x in e]),
+    "unsigned data descriptors": lambda e: build([Entry(**{**x.__dict__, "descriptor": True, "descriptor_sig": False}) for x in e]),
+    "zip64 local headers": lambda e: build([Entry(**{**x.__dict__, "zip64": True}) for x in e]),
+    "zip64 local headers and descriptors": lambda e: build([Entry(**{**x.__dict__, "zip64": True, "descriptor": True}) for x in e]),
+    "stored members": lambda e: build([Entry(**{**x.__dict__, "method": 0}) for x in e]),
+    "a zip64 end record": lambda e: build(e, zip64_end=True),
+    "a comment": lambda e: build(e, comment=b"built by hand"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SOUND_VARIATIONS))
+def test_sound_variations_of_the_zip_format_are_read(tmp_path, case):
+    w = _confused(tmp_path, SOUND_VARIATIONS[case])
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "check", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0 and "meets linux_x86_64" in p.stdout, p.stderr
+
+
+def test_wheels_written_to_a_stream_are_read(tmp_path):
+    """zipfile writes data descriptors when it cannot seek back (a pipe)."""
+    import io
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.buf = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.buf += b
+            return len(b)
+
+    entries = wheel_entries({SO: ELF, "pkg/big.bin": b"\0" * ((1 << 20) + 7)})
+    sink = Unseekable()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:
+        for e in entries:
+            with zf.open(e.name, "w") as f:
+                f.write(e.data)
+    w = tmp_path / f"pkg-1.0-{TAG}.whl"
+    w.write_bytes(bytes(sink.buf))
+    with zipfile.ZipFile(w) as zf:
+        assert all(i.flag_bits & 0x8 for i in zf.infolist())
+    p = subprocess.run([sys.executable, "-m", "wheelvet", "check", str(w)], capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stderr

@@ -202,3 +202,126 @@ def test_musl_loader_answers_its_own_names():
     assert t.libraries["libc.so"].realpath == "/usr/lib/libc.so"
     assert is_musl_builtin("libpthread.so.0") and is_musl_builtin("ld-musl-aarch64.so.1")
     assert not is_musl_builtin("libcrypto.so.3") and not is_musl_builtin("libmagic.so.1")
+
+
+# ---------------------------------------------------------------- search-path entries
+# How each loader reads an entry (checked against the real loaders in
+# tests/integration/test_loader_oracle.py); origin /o.
+
+GLIBC_ENTRIES = {
+    "$ORIGIN": "/o", "${ORIGIN}": "/o", "$ORIGIN/../lib": "/lib", "${ORIGIN}/x/": "/o/x",
+    "$ORIGIN-x": "/o-x", "$ORIGIN.d": "/o.d", "${ORIGIN}x": "/ox", "$ORIGIN/$FOO": "/o/$FOO",
+    "$ORIGIN/a$": "/o/a$", "$ORIGIN/$LIBX": "/o/$LIBX", "$ORIGIN/${LIBX}": "/o/${LIBX}",
+    "/opt/$PLATFORMS": "/opt/$PLATFORMS", "$ORIGIN//./x": "/o/x", "/a/$ORIGIN": "/a/o",
+    "$ORIGIN$ORIGIN": "/o/o",
+    # unknown: (why contains)
+    "$ORIGINAL": "relative", "$ORIGIN_X": "relative", "${ORIGIN": "relative", "$$ORIGIN": "relative",
+    "lib": "relative", "": "empty", "$ORIGIN/$LIB": "$LIB", "$ORIGIN/${LIB}": "$LIB", "/usr/$LIB": "$LIB",
+    "$ORIGIN/$PLATFORM": "$PLATFORM", "$LIB": "the entry is relative", "$ORIGIN/lib$PLATFORM.d": "$PLATFORM",
+}
+
+
+@pytest.mark.parametrize("entry", sorted(GLIBC_ENTRIES))
+def test_glibc_reads_each_entry(entry):
+    from wheelvet.resolve import search_path
+
+    d = search_path(entry or ":", "/o", "glibc")[0]  # (a list of one empty entry is ":")
+    expected = GLIBC_ENTRIES[entry]
+    if expected.startswith("/"):
+        assert d.path == expected and d.why is None, d
+    else:
+        assert d.path is None and expected in d.why, d
+    if expected == "relative" and "$" in entry:  # says why it is not a token
+        assert "starts no token" in d.why, d
+
+
+MUSL_ENTRIES = {
+    "$ORIGIN": "/o", "${ORIGIN}": "/o", "$ORIGINAL": "/oAL", "$ORIGIN_X": "/o_X", "$ORIGIN-x": "/o-x",
+    "$ORIGIN/../lib": "/lib", "lib": "relative", "${ORIGIN": "ignores", "$ORIGIN/$LIB": "ignores",
+    "$FOO:$ORIGIN": "ignores", "$ORIGIN/a$": "ignores", "$$ORIGIN": "ignores",
+}
+
+
+@pytest.mark.parametrize("entry", sorted(MUSL_ENTRIES))
+def test_musl_reads_each_entry(entry):
+    from wheelvet.resolve import search_path
+
+    found = search_path(entry, "/o", "musl")
+    expected = MUSL_ENTRIES[entry]
+    if expected.startswith("/"):
+        assert [d.path for d in found] == [expected]
+    elif expected == "ignores":  # musl skips the whole list: certain, nothing searched
+        assert len(found) == 1 and found[0].path is None and not found[0].doubt and "ignores this whole list" in found[0].why
+    else:
+        assert found[0].path is None and expected in found[0].why
+
+
+def test_empty_entries_and_separators_differ_between_the_loaders():
+    from wheelvet.resolve import search_path
+
+    assert [d.why and "empty" in d.why for d in search_path("/a::/b:", "/o", "glibc")] == [None, True, None, True]
+    assert [d.path for d in search_path("/a::/b:\n/c", "/o", "musl")] == ["/a", "/b", "/c"]  # musl splits on newlines too
+
+
+def test_origin_paths_that_leave_the_wheel_depend_on_where_it_is_installed():
+    from wheelvet.resolve import search_path
+
+    origin = wheel_path("pkg")
+    assert search_path("$ORIGIN/../x", origin, "glibc")[0].path == wheel_path("x")
+    for entry in ("$ORIGIN/../..", "$ORIGIN/../../lib", "$ORIGIN/x/../../../lib"):
+        for libc in ("glibc", "musl"):
+            d = search_path(entry, origin, libc)[0]
+            assert d.path is None and "out of the wheel" in d.why, (entry, libc)
+
+
+def test_token_entries_inside_the_wheel_match_the_directories_they_may_name():
+    from wheelvet.resolve import search_path
+
+    d = search_path("$ORIGIN/$LIB", wheel_path("pkg"), "glibc")[0]
+    for name in ("lib", "lib64", "lib/x86_64-linux-gnu"):
+        assert d.pattern.fullmatch(wheel_path(f"pkg/{name}"))
+    for name in ("pkg", "pkg/$LIB", "other/lib64"):
+        assert not d.pattern.fullmatch(wheel_path(name))
+    d = search_path("$ORIGIN/$PLATFORM/x", wheel_path("pkg"), "glibc")[0]
+    assert d.pattern.fullmatch(wheel_path("pkg/haswell/x")) and not d.pattern.fullmatch(wheel_path("pkg/a/b/x"))
+    d = search_path("$ORIGIN/$LIB/../..", wheel_path("pkg"), "glibc")[0]
+    assert d.pattern.fullmatch(wheel_path("anything/at/all"))  # ".." after a token: anywhere in the wheel
+
+
+def test_rpath_and_runpath_order_and_inheritance_under_musl():
+    """musl: LD_LIBRARY_PATH before the object's path, DT_RUNPATH read like
+    DT_RPATH and inherited (checked against musl's loader in the oracle test)."""
+    files = DictFiles({"/r/libx.so": lib(soname="libx.so"), "/env/libx.so": lib(soname="libx.so"),
+                       "/d/liba.so": lib(needed=("libb.so",)), "/d/libb.so": lib()})
+    cfg = SearchConfig(env=("/env",), conf=(), use_interp_dirs=False)
+    t = resolve_tree("/a/root.so", lib(needed=("libx.so",), rpath="/r"), files, cfg, libc="musl")
+    assert t.libraries["libx.so"].realpath == "/env/libx.so"
+    t = resolve_tree("/a/root.so", lib(needed=("liba.so",), runpath="/d"), files, NO_SYSTEM, libc="musl")
+    assert t.libraries["libb.so"].realpath == "/d/libb.so"
+
+
+def test_unknown_entries_leave_a_library_unknown_never_found():
+    members = {"pkg/ext.so": lib(needed=("libd.so",), rpath="$ORIGIN/$LIB:$ORIGIN/../pkg.libs"),
+               "pkg.libs/libd.so": lib(), "pkg/lib64/libd.so": lib()}
+    files = WheelFiles(members, DictFiles({}))
+    t = resolve_tree(wheel_path("pkg/ext.so"), members["pkg/ext.so"], files, NO_SYSTEM, libc="glibc")
+    got = t.libraries["libd.so"]
+    assert got.realpath is None and "$LIB" in got.unknown
+    # the same without a copy where $LIB may point: found, and certain
+    members.pop("pkg/lib64/libd.so")
+    files = WheelFiles(members, DictFiles({}))
+    t = resolve_tree(wheel_path("pkg/ext.so"), members["pkg/ext.so"], files, NO_SYSTEM, libc="glibc")
+    assert t.libraries["libd.so"].realpath == wheel_path("pkg.libs/libd.so") and t.libraries["libd.so"].unknown is None
+
+
+@pytest.mark.parametrize("libc,value,kept", [
+    ("glibc", "$ORIGIN/../pkg.libs:/usr/lib:$ORIGIN", ["$ORIGIN/../pkg.libs", "$ORIGIN"]),
+    ("glibc", "${ORIGIN}/x:$ORIGIN/x", ["${ORIGIN}/x", "$ORIGIN/x"]),
+    ("glibc", "$ORIGINAL:$ORIGIN/$LIB:$ORIGIN/../..:lib:", []),  # relative, unknown, out of the wheel, empty
+    ("musl", "$ORIGINAL", ["$ORIGINAL"]),  # musl: the object's directory + "AL", in the wheel
+    ("musl", "$ORIGIN/../pkg.libs:$LIB", []),  # musl ignores the whole list
+])
+def test_entries_inside_the_wheel_for_a_repair_to_keep(libc, value, kept):
+    from wheelvet.resolve import entries_inside_wheel
+
+    assert entries_inside_wheel(value, "pkg", libc) == kept

@@ -136,3 +136,112 @@ def test_local_header_problems(tmp_path, lib):
     path.write_bytes(bytes(data))
     with pytest.raises(MemberProblem, match="bad local header signature"):
         open_member(path, lib)
+
+
+# ---------------------------------------------------------------- chunk boundaries
+# The stream inflates at most CHUNK bytes at a time.  An inflater asked for at
+# most CHUNK bytes may swallow all the compressed input and still hold output:
+# a member a few bytes over a multiple of CHUNK was once refused as short.
+# Every size around every boundary, with each inflater, each kind of content
+# (highly compressible content is what leaves output held back) and each way
+# of reading.
+
+
+def content(kind: str, size: int) -> bytes:
+    if kind == "zeros":
+        return b"\0" * size
+    if kind == "random":
+        return os.urandom(size)
+    text = b"".join(b"line %d of a member\n" % i for i in range(size // 16 + 1))
+    return text[:size]
+
+
+SMALL_CHUNK = 1024
+SMALL_SIZES = sorted({k * SMALL_CHUNK + d for k in range(1, 5) for d in range(-3, 10)})
+
+
+@pytest.mark.parametrize("size", SMALL_SIZES)
+@pytest.mark.parametrize("kind", ["zeros", "random", "text"])
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_every_size_around_small_chunk_boundaries(tmp_path, monkeypatch, lib, kind, size):
+    from wheelvet import zipin
+
+    monkeypatch.setattr(zipin, "CHUNK", SMALL_CHUNK)
+    body = content(kind, size)
+    path = archive(tmp_path, body)
+    for how in ("whole", "pieces", "finish"):
+        fh, s = open_member(path, lib, digest(body))
+        with fh:
+            if how != "finish":
+                got = s.read() if how == "whole" else b"".join(iter(lambda: s.read(97), b""))
+                assert got == body, (how, len(got))
+            assert s.finish() is None, how
+
+
+REAL_SIZES = sorted({k * (1 << 20) + d for k in (1, 2, 3) for d in (-1, 0, 1, 2, 7, 8, 4096)})
+
+
+@pytest.mark.parametrize("size", REAL_SIZES)
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_sizes_around_the_real_chunk_boundaries(tmp_path, lib, size):
+    body = content("zeros", size)
+    path = archive(tmp_path, body)
+    fh, s = open_member(path, lib, digest(body))
+    with fh:
+        assert s.finish() is None
+    fh, s = open_member(path, lib)
+    with fh:
+        assert len(s.read()) == size and s.finish() is None
+
+
+def _rewrite_compressed(path, transform):
+    """Rewrite the only member's compressed bytes (sizes in both headers follow)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.infolist()[0]
+    data = bytearray(path.read_bytes())
+    start = 30 + len(info.filename)
+    old = bytes(data[start:start + info.compress_size])
+    new = transform(old)
+    data[start:start + info.compress_size] = new
+    struct.pack_into("<I", data, 18, len(new))
+    central = data.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 20, len(new))
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + len(new) - len(old))
+    struct.pack_into("<I", data, central + 42, 0)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("junk", [1, 5, SMALL_CHUNK, 3 * SMALL_CHUNK + 1])
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_bytes_after_the_deflate_stream_are_refused(tmp_path, monkeypatch, lib, junk):
+    """A streaming reader ends a member where its deflate stream ends; bytes
+    between that and the declared compressed size are a place to hide things."""
+    from wheelvet import zipin
+
+    monkeypatch.setattr(zipin, "CHUNK", SMALL_CHUNK)
+    body = content("text", 5 * SMALL_CHUNK + 3)
+    path = archive(tmp_path, body)
+    _rewrite_compressed(path, lambda comp: comp + b"J" * junk)
+    fh, s = open_member(path, lib, digest(body))
+    with fh:
+        assert s.finish() == f"{junk} bytes of compressed data follow the end of its deflate stream"
+
+
+@pytest.mark.parametrize("cut", [1, 2, 10, 100])
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_deflate_stream_cut_short(tmp_path, lib, cut):
+    """A stream cut short is refused with what an independent full inflate of
+    the same bytes says: short output, or all of it but no end of stream."""
+    body = content("random", 3000) + content("zeros", 3 * (1 << 20))
+    path = archive(tmp_path, body)
+    kept = []
+    _rewrite_compressed(path, lambda comp: kept.append(comp[:-cut]) or comp[:-cut])
+    made = len(zlib.decompressobj(-15).decompress(kept[0]))
+    fh, s = open_member(path, lib, digest(body))
+    with fh:
+        problem = s.finish()
+    if made < len(body):
+        assert problem == f"holds {made} bytes, not the {len(body)} declared"
+    else:
+        assert problem == "compressed data ends before the end of its deflate stream"
