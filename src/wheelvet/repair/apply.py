@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -143,7 +144,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         for i, g in enumerate(plan.grafts):
             dest = os.path.join(work, f"g{i}")
             shutil.copyfile(g.source, dest)
-            os.chmod(dest, 0o755)
+            os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
             changed[g.member] = dest
 
         if plan.strip:
@@ -160,7 +161,8 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
                                                needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
 
-        members = _members(plan, zf, files, changed, fixed, newest)
+        elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
+        members = _members(plan, zf, files, changed, fixed, newest, elf)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
             out.flush()
@@ -173,7 +175,32 @@ def _dist_info(names) -> str:
                 if n.split("/", 1)[0].endswith(".dist-info") and n.endswith("/WHEEL") and n.count("/") == 1)
 
 
-def _members(plan, zf, files, changed, fixed, newest):
+EXECUTABLE, REGULAR = 0o755, 0o644
+
+
+def member_mode(name: str, facts: ElfFacts | None, *, marked: int = 0, head: bytes = b"") -> int:
+    """The mode bits of an output member: 0o755 for what is run as a program,
+    0o644 for everything else, whatever the host's files or umask say.
+
+    A program is an ELF executable (``ET_EXEC``, or any ELF file with a
+    program interpreter: PIE programs), a script (``#!``, read from the
+    content where wheelvet has it: new members), anything installed as a
+    script (``<dist>.data/scripts/``), and a member the input wheel marked
+    executable (any x bit).  A grafted library gets no ``marked`` bits: its
+    host file's mode (0o644 on Debian, 0o755 on RHEL) is never looked at.
+    """
+    program = facts is not None and (facts.elf_type == 2 or facts.interpreter is not None)
+    parts = name.split("/")
+    script = len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts"
+    return EXECUTABLE if program or script or head.startswith(b"#!") or marked & 0o111 else REGULAR
+
+
+def _input_mode(info: zipfile.ZipInfo) -> int:
+    """The permission bits an input member carries (none from a non-UNIX zip)."""
+    return (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
+
+
+def _members(plan, zf, files, changed, fixed, newest, elf):
     dist_info = _dist_info(i.filename for i in files)
     record_name = f"{dist_info}/RECORD"
     wheel_name = f"{dist_info}/WHEEL"
@@ -187,19 +214,25 @@ def _members(plan, zf, files, changed, fixed, newest):
         name = info.filename
         if name in (record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"):
             continue
+        marked = _input_mode(info)
         if name in moved:
             data = shims[name].encode()
-            entries[name] = NewMember(name, data, stamp, mode=0o755)
+            entries[name] = NewMember(name, data, stamp, mode=member_mode(name, None, head=data))
         elif name == wheel_name and (plan.wheel_tags is not None or plan.root_is_purelib is not None):
-            entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp)
+            entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp,
+                                      mode=member_mode(name, None, marked=marked))
         elif name in changed:
             entries[name] = NewMember(name, None, fixed or info.date_time,
-                                      mode=(info.external_attr >> 16) & 0o7777 or 0o755, path=changed[name])
+                                      mode=member_mode(name, elf.get(name), marked=marked), path=changed[name])
         else:
-            entries[name] = RawMember(name, zf, info, fixed or info.date_time)
+            entries[name] = RawMember(name, zf, info, fixed or info.date_time,
+                                      mode=member_mode(name, elf.get(name), marked=marked))
     for name, path in changed.items():
-        if name not in entries:
-            entries[name] = NewMember(name, None, stamp, mode=0o755, path=path)
+        if name not in entries:  # grafted libraries and executables moved out of .data/scripts
+            moved_from = next((p.member for p in plan.patches if p.new_member == name), None)
+            marked = _input_mode(zf.getinfo(moved_from)) if moved_from else 0
+            entries[name] = NewMember(name, None, stamp, mode=member_mode(name, elf.get(name), marked=marked),
+                                      path=path)
 
     # RECORD: hashes of copied members come from the input RECORD when it
     # lists the same size; anything else is hashed here.
