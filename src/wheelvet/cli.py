@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
         if args.command == "repair":
             return cmd_repair(args, env)
         if args.command == "action":
+            # PyGithub comes with wheelvet[action]: without it, one line (exit 2) before any work
+            from .github import comment  # noqa: F401
             from .action import main as action_main
 
             return action_main(env)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from github import Auth, Github, GithubException
+from ..errors import MissingExtra, ServiceError
 
-from ..errors import ServiceError
+try:  # PyGithub comes with wheelvet[action]; the command line installs without it
+    from github import Auth, Github, GithubException
+except ImportError:
+    raise MissingExtra("wheelvet action", "action", "PyGithub") from None
 from ..report.markup import report_marker
 
 
