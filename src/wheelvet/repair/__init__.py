@@ -16,10 +16,12 @@ from ..wheelfile import read_wheel
 from .apply import apply_plan, copy_atomically, plan_edits
 from .patcher import Edit, Patchelf, Patcher, find_patchelf
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
+from .sbom import OwnerLookup, build_sbom
 
 
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
-                 dry_run: bool = False, patcher: Patcher | None = None) -> tuple[RepairPlan | None, str | None]:
+                 dry_run: bool = False, patcher: Patcher | None = None,
+                 owners: OwnerLookup | None = None) -> tuple[RepairPlan | None, str | None]:
     """Plan and (unless ``dry_run``) apply the repair of one wheel."""
     analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
     if analysis.audit.pure:
@@ -32,9 +34,9 @@ def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options:
     if dry_run:
         return plan, None
     return plan, apply_plan(plan, analysis, out_dir, level=level, environ=dict(audit_options.environ),
-                            audit_options=audit_options, patcher=patcher)
+                            audit_options=audit_options, patcher=patcher, owners=owners)
 
 
-__all__ = ["Edit", "Graft", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
-           "RepairRefused", "apply_plan", "find_patchelf", "grafted_name", "plan_edits", "plan_repair",
+__all__ = ["Edit", "Graft", "OwnerLookup", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
+           "RepairRefused", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "plan_edits", "plan_repair",
            "repair_wheel"]

@@ -27,6 +27,7 @@ from ..wheelfile import read_wheel
 from ..zipout import NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
+from .sbom import OwnerLookup, build_sbom
 
 
 def _record_row(m: NewMember) -> tuple[str, str]:
@@ -80,15 +81,18 @@ def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
 
 def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
                environ: dict | None = None, audit_options: AuditOptions | None = None,
-               patcher: Patcher | None = None) -> str:
-    """Carry out ``plan``; returns the path of the verified output wheel."""
+               patcher: Patcher | None = None, owners: OwnerLookup | None = None) -> str:
+    """Carry out ``plan``; returns the path of the verified output wheel.
+
+    ``owners`` finds the package of each grafted library for the SBOM (by
+    default the process's dpkg/rpm/apk lookup)."""
     environ = dict(os.environ if environ is None else environ)
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
     tmp_out = _temporary_name(out_dir, plan.out_name)
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
-        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf())
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         os.replace(tmp_out, final)
         return final
@@ -126,7 +130,7 @@ def _remove_quietly(path: str) -> None:
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
-           patcher: Patcher) -> dict:
+           patcher: Patcher, owners: OwnerLookup | None) -> dict:
     # The output's RECORD vouches for the members copied raw, so the input
     # must have been read with its RECORD hashes checked (read_wheel's default).
     if analysis.contents is None or not analysis.contents.verified:
@@ -162,7 +166,8 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
                                                needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
 
         elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
-        members = _members(plan, zf, files, changed, fixed, newest, elf)
+        sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
+        members = _members(plan, zf, files, changed, fixed, newest, elf, sbom)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
             out.flush()
@@ -200,7 +205,7 @@ def _input_mode(info: zipfile.ZipInfo) -> int:
     return (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
 
 
-def _members(plan, zf, files, changed, fixed, newest, elf):
+def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
     dist_info = _dist_info(i.filename for i in files)
     record_name = f"{dist_info}/RECORD"
     wheel_name = f"{dist_info}/WHEEL"
@@ -227,6 +232,8 @@ def _members(plan, zf, files, changed, fixed, newest, elf):
         else:
             entries[name] = RawMember(name, zf, info, fixed or info.date_time,
                                       mode=member_mode(name, elf.get(name), marked=marked))
+    if sbom is not None:  # replaces an SBOM of that name in the input (as auditwheel does)
+        entries[plan.sbom] = NewMember(plan.sbom, sbom, stamp, mode=member_mode(plan.sbom, None))
     for name, path in changed.items():
         if name not in entries:  # grafted libraries and executables moved out of .data/scripts
             moved_from = next((p.member for p in plan.patches if p.new_member == name), None)

@@ -22,6 +22,7 @@ from ..escape import printable
 from ..policy import Policy, PolicySet
 from ..resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from ..shortfall import explain, shortfalls
+from .sbom import SBOM_MEMBER
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Graft:
     new_soname: str
     replace_needed: tuple[tuple[str, str], ...] = ()
     rpath: str | None = None  # "$ORIGIN" when it needs other grafted libraries
+    found: str | None = None  # the path the loader found it at (the SBOM names the file by it)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class RepairPlan:
     dropped_tags: tuple[str, ...] = ()  # platform tags of the input that the wheel does not meet
     root_is_purelib: bool | None = None  # new value, None: unchanged
     strip: tuple[str, ...] = ()  # members and grafts (by member) to strip
+    sbom: str | None = None  # the SBOM member written (when libraries are grafted); owners looked up by apply
 
     def describe(self) -> str:
         lines = [f"{os.path.basename(self.wheel)} -> {self.out_name}", f"  policy: {self.policy}",
@@ -84,6 +87,8 @@ class RepairPlan:
             lines.append(f"  dropped tags it does not meet: {', '.join(self.dropped_tags)}")
         if self.root_is_purelib is False:
             lines.append("  WHEEL: Root-Is-Purelib: false (binaries belong in platlib)")
+        if self.sbom:
+            lines.append(f"  sbom: {self.sbom} (the grafted libraries' packages)")
         for p in self.patches:
             ops = [f"needs {a} -> {b}" for a, b in p.replace_needed] + [f"drop {n}" for n in p.remove_needed]
             if p.rpath is not None:
@@ -238,7 +243,7 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                 raise RepairRefused(f"cannot repair {a.wheel}: {soname} was not found")
             if source not in grafts:
                 new = grafted_name(source, hash8)
-                grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new)
+                grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new, found=tree.libraries[soname].path)
             by_soname[soname] = grafts[source].new_soname
             if soname in tree.facts.needed:
                 replace.append((soname, grafts[source].new_soname))
@@ -268,7 +273,8 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
     for g in grafts.values():
         facts = next(lib.facts for t in analysis.trees.values() for lib in t.libraries.values() if lib.realpath == g.source and lib.facts)
         replace = tuple((n, by_soname[n]) for n in facts.needed if n in by_soname)
-        final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None))
+        final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None,
+                                  g.found))
 
     out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags, frozenset(unmet))
     wheel_tags = None
@@ -285,8 +291,11 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
     strip = ()
     if options.strip:
         strip = tuple(sorted(analysis.trees)) + tuple(g.member for g in final_grafts)
+    dist_info = next((m.split("/", 1)[0] for m in contents.members if m.count("/") == 1
+                      and m.endswith("/WHEEL") and m.split("/", 1)[0].endswith(".dist-info")), None)
+    sbom = f"{dist_info}/{SBOM_MEMBER}" if final_grafts and dist_info else None
     return RepairPlan(contents.path, target.name, tuple(tags), out_name, tuple(final_grafts), tuple(patches),
-                      tuple(shims), wheel_tags, unmet, purelib, strip)
+                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom)
 
 
 def _script_shim(binary: str) -> str:
