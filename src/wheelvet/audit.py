@@ -28,6 +28,7 @@ frozen data that every renderer takes.  The judgement follows auditwheel
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import posixpath
 from collections import defaultdict
@@ -51,6 +52,8 @@ from .resolve import (
     wheel_path,
 )
 from .wheelfile import WheelContents, read_wheel
+
+log = logging.getLogger(__name__)
 
 _UNDEFINED_FUNC_KINDS = (0, 2)  # STT_NOTYPE, STT_FUNC
 _PYFPE = frozenset(("PyFPE_jbuf", "PyFPE_dummy", "PyFPE_counter"))
@@ -376,6 +379,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
             if other != member and any(lib.realpath == here for lib in ref.libraries.values()):
                 trees[member] = borrow_resolutions(trees[member], ref)
                 break
+    if log.isEnabledFor(logging.DEBUG):
+        for member, tree in trees.items():
+            for soname, lib in tree.libraries.items():
+                log.debug("%s: %s => %s", member, soname, lib.realpath or "not found")
     needed_names = {n for t in trees.values() for n in t.needed}
     roots = tuple(m for m in classified.valid if m in extensions or posixpath.basename(m) not in needed_names)
     return Trees(trees, roots)
@@ -669,6 +676,8 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         files=classified.files,
         findings=collect_findings(classified, trees, refs, policies, isa, pyfpe, ucs2, options),
     )
+    log.info("%s: %s %s, %d ELF file(s); meets %s, symbol versions allow %s", wheel, libc, classified.arch,
+             len(classified.valid), overall.name, symbols.policy.name)
     return Analysis(audit, contents, policies, trees.trees, trees.roots, by_policy, verdicts)
 
 

@@ -11,6 +11,7 @@ renames it into place: a failure leaves nothing in the output directory.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
@@ -28,6 +29,8 @@ from ..zipout import NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
 from .sbom import OwnerLookup, build_sbom
+
+log = logging.getLogger(__name__)
 
 
 def _record_row(m: NewMember) -> tuple[str, str]:
@@ -94,6 +97,7 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     try:
         new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
+        log.info("verified %s: it meets %s, its RECORD matches its files", plan.out_name, ", ".join(plan.tags))
         os.replace(tmp_out, final)
         return final
     except OSError as exc:
@@ -167,6 +171,8 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
 
         elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
         sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
+        if sbom is not None:
+            log.info("sbom: %s (%d bytes)", plan.sbom, len(sbom))
         members = _members(plan, zf, files, changed, fixed, newest, elf, sbom)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
