@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import InvalidWheel
-from .policy import Policy, PolicySet, is_loader_soname, known_architectures, policy_set
+from .errors import InvalidInput, InvalidWheel
+from .policy import Policy, PolicySet, is_loader_soname, known_architectures, parse_android_tag, policy_set
 from .resolve import (
     Files,
     HostFiles,
@@ -137,7 +137,9 @@ class WheelAudit:
 
     @property
     def policy_set(self) -> PolicySet | None:
-        return policy_set(self.libc, self.arch) if self.libc and self.arch and self.overall is not None else None
+        if not (self.libc and self.arch and self.overall is not None):
+            return None
+        return policy_set(self.libc, self.arch, android_tag(self.libc, self.platforms))
 
     @property
     def overall_tag(self) -> str | None:
@@ -282,6 +284,11 @@ class Analysis:
     verdicts: Verdicts | None = None
 
 
+def android_tag(libc: str | None, platforms: tuple[str, ...]) -> str | None:
+    """An Android wheel's one platform tag (its policy is named after it)."""
+    return platforms[0] if libc == "android" and len(platforms) == 1 else None
+
+
 def in_data_purelib(member: str) -> bool:
     """Whether a member installs to purelib through ``<dist>.data/purelib/``."""
     parts = member.split("/")
@@ -298,6 +305,12 @@ def _filename_arch_libc(platforms: Iterable[str]) -> tuple[str | None, str | Non
         if plat == "any":
             continue
         pure = False
+        android = parse_android_tag(plat)
+        if android is not None or plat.startswith("android_"):
+            libcs.add("android")
+            if android is not None:
+                arches.add(android[1])
+            continue
         for arch in all_arches:
             if plat.endswith("_" + arch) or plat.endswith(f"_{arch}_v2") or plat.endswith(f"_{arch}_v3") or plat.endswith(f"_{arch}_v4"):
                 arches.add(arch)
@@ -365,7 +378,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     its gaps are filled from such a tree (extensions first, complete trees
     before incomplete ones)."""
     files = WheelFiles(contents.elf, host.files)
-    config = SearchConfig.from_environment(options.environ, options.ldpaths)
+    ldpaths = options.ldpaths
+    if ldpaths is None and classified.libc == "android":
+        ldpaths = ""  # cross-compiled: the build machine's directories are never searched (auditwheel too)
+    config = SearchConfig.from_environment(options.environ, ldpaths)
     conf = host.system_dirs if config.conf is None else None
     trees = {member: resolve_tree(wheel_path(member), facts, files, config, exclude=options.exclude, conf_dirs=conf)
              for member, facts in classified.valid.items()}
@@ -595,7 +611,9 @@ def collect_findings(classified: Classified, trees: Trees, refs: References, pol
         else:
             findings.append(Finding("external-library", "warning", where,
                                     f"needs {soname} ({real}){who}, which {policies.highest.name} does not allow: graft it with repair"))
-    for soname in sorted({s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}):
+    linked = set() if policies.libc == "android" else {  # on Android, extensions link libpython
+        s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}
+    for soname in sorted(linked):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))
     for lib, names in sorted(highest.blacklist.items()):
@@ -637,7 +655,12 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         return Analysis(WheelAudit(pure=classified.pure_name, error=msg, **base), contents)
 
     libc = classified.libc or "glibc"
-    policies = policy_set(libc, classified.arch)
+    if libc == "android" and len(contents.name.platforms) != 1:
+        raise InvalidWheel(wheel, f"an Android wheel has exactly one platform tag, not {', '.join(contents.name.platforms)}")
+    try:
+        policies = policy_set(libc, classified.arch, android_tag(libc, contents.name.platforms))
+    except InvalidInput as exc:
+        raise InvalidWheel(wheel, str(exc)) from None
     trees = resolve_trees(contents, classified, host, options)
     refs = collect_references(trees, policies)
     symbols = symbol_verdict(classified, trees, refs, policies)
@@ -687,7 +710,7 @@ def audit_wheel(path: str, options: AuditOptions = AuditOptions(), host: Host | 
 
 
 __all__ = ["Analysis", "AuditOptions", "Classified", "ElfFile", "ExternalRefs", "Finding", "Host", "IsaVerdict",
-           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze",
+           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze", "android_tag",
            "audit_wheel", "classify_files", "collect_findings", "collect_references", "external_refs",
            "in_data_purelib", "isa_verdict", "policy_gaps", "python_abi_verdict", "resolve_trees", "symbol_uses",
            "symbol_verdict", "system_host"]

@@ -43,6 +43,7 @@ LIBPYTHON_RE = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d)*$")
 _ORIGIN_RE = re.compile(r"\$(ORIGIN|\{ORIGIN\})")
 
 GLIBC_DEFAULT_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
+ANDROID_LINKERS = ("/system/bin/linker", "/system/bin/linker64")  # Android's program interpreters
 MUSL_DEFAULT_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
 
 
@@ -224,6 +225,8 @@ def elf_libc(facts: ElfFacts, file_name: str) -> str | None:
     """Which libc an ELF file was built for: its interpreter, then its
     DT_NEEDED, then its extension-module suffix; None when nothing tells."""
     if facts.interpreter:
+        if facts.interpreter in ANDROID_LINKERS:  # hook (issue 13, Android): Bionic's loader
+            return "android"
         return "musl" if posixpath.basename(facts.interpreter).startswith("ld-musl-") else "glibc"
     found = None
     for soname in facts.needed:

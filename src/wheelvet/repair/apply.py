@@ -51,7 +51,7 @@ def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
 
 
 def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=(), needed_present=(),
-                 rpath: str | None = None) -> ElfFacts:
+                 rpath: str | None = None, runpath: bool = False) -> ElfFacts:
     """The patched file's facts, once it is sound and patched as planned."""
     with open(path, "rb") as f:
         data = f.read()
@@ -66,8 +66,10 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
     for n in needed_present:
         if n not in facts.needed:
             problems.append(f"does not need {n}")
-    if rpath is not None and (facts.rpath != rpath or facts.runpath is not None):
+    if rpath is not None and not runpath and (facts.rpath != rpath or facts.runpath is not None):
         problems.append(f"RPATH is {facts.rpath!r} (RUNPATH {facts.runpath!r}), expected {rpath!r}")
+    if rpath is not None and runpath and (facts.runpath != rpath or facts.rpath is not None):
+        problems.append(f"RUNPATH is {facts.runpath!r} (RPATH {facts.rpath!r}), expected {rpath!r}")
     if problems:
         raise RepairFailed(f"patched {member} failed verification: " + "; ".join(problems))
     return facts
@@ -76,9 +78,10 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
 def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
     """The edits of a plan, on the work copies ``paths`` (final member -> file)."""
     edits = [Edit(paths[p.target], p.member, replace_needed=p.replace_needed, remove_needed=p.remove_needed,
-                  rpath=p.rpath) for p in plan.patches]
+                  rpath=p.rpath, runpath=plan.runpath) for p in plan.patches]
     edits += [Edit(paths[g.member], f"{g.member} (grafted from {g.source})", soname=g.new_soname,
-                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None) for g in plan.grafts]
+                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None, runpath=plan.runpath)
+              for g in plan.grafts]
     return edits
 
 
@@ -164,10 +167,11 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         for p in plan.patches:
             new_facts[p.target] = _verify_file(
                 changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
-                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath)
+                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
         for g in plan.grafts:
             new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
-                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
+                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
+                                               runpath=plan.runpath)
 
         elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
         sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None

@@ -39,8 +39,9 @@ class Edit:
     soname: str | None = None
     replace_needed: tuple[tuple[str, str], ...] = ()
     remove_needed: tuple[str, ...] = ()
-    rpath: str | None = None  # written as DT_RPATH (a DT_RUNPATH becomes it)
+    rpath: str | None = None  # written as DT_RPATH (a DT_RUNPATH becomes it), or DT_RUNPATH with ``runpath``
     clear_rpath: bool = False  # remove DT_RPATH/DT_RUNPATH (when ``rpath`` is None)
+    runpath: bool = False  # Android: the search path goes in DT_RUNPATH
 
     @property
     def empty(self) -> bool:
@@ -100,7 +101,10 @@ class Patchelf:
             cmd += ["--replace-needed", old, new]
         for name in edit.remove_needed:
             cmd += ["--remove-needed", name]
-        if edit.rpath is not None:
+        if edit.rpath is not None and edit.runpath:
+            # without --force-rpath, patchelf writes DT_RUNPATH (a DT_RPATH becomes it)
+            cmd += ["--set-rpath", edit.rpath]
+        elif edit.rpath is not None:
             # --force-rpath writes DT_RPATH (inherited by what the file loads) and
             # turns an existing DT_RUNPATH into it.  (--remove-rpath in the same
             # call would undo the set: patchelf applies it last.)

@@ -24,6 +24,8 @@ from ..resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from ..shortfall import explain, shortfalls
 from .sbom import SBOM_MEMBER
 
+ANDROID_RUNPATH_API = 24  # the first API level whose loader reads DT_RUNPATH
+
 
 @dataclass(frozen=True)
 class RepairOptions:
@@ -77,6 +79,7 @@ class RepairPlan:
     root_is_purelib: bool | None = None  # new value, None: unchanged
     strip: tuple[str, ...] = ()  # members and grafts (by member) to strip
     sbom: str | None = None  # the SBOM member written (when libraries are grafted); owners looked up by apply
+    runpath: bool = False  # write the search path as DT_RUNPATH (Android), not DT_RPATH
 
     def describe(self) -> str:
         lines = [f"{os.path.basename(self.wheel)} -> {self.out_name}", f"  policy: {self.policy}",
@@ -92,7 +95,7 @@ class RepairPlan:
         for p in self.patches:
             ops = [f"needs {a} -> {b}" for a, b in p.replace_needed] + [f"drop {n}" for n in p.remove_needed]
             if p.rpath is not None:
-                ops.append(f"rpath {p.rpath}")
+                ops.append(f"{'runpath' if self.runpath else 'rpath'} {p.rpath}")
             if p.new_member:
                 ops.append(f"moved to {p.new_member}")
             lines.append(f"  patch {p.member}: {'; '.join(ops) or 'strip only'}")
@@ -225,6 +228,9 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                             f"which it does not meet (it reaches {reached.name})")
     dist = os.path.basename(contents.path).split("-", 1)[0]
     lib_dir = f"{dist}{options.lib_sdir}"
+    # Android's loader has no DT_RPATH inheritance to rely on: grafted
+    # libraries are found through DT_RUNPATH, which it reads from API level 24.
+    runpath = analysis.policies.libc == "android"
     policy_for_grafts = analysis.policies.get(tags[0])
 
     grafts: dict[str, Graft] = {}  # source real path -> graft
@@ -263,12 +269,19 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
             kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member))
             entry = f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
             rpath = ":".join(dict.fromkeys(kept + [entry]))
-            if rpath == tree.facts.rpath and not tree.facts.runpath and not new_member:
+            present, other = (tree.facts.runpath, tree.facts.rpath) if runpath else (tree.facts.rpath, tree.facts.runpath)
+            if rpath == present and not other and not new_member:
                 rpath = None  # already what it should be (a wheel repaired before)
         if not (replace or remove or rpath or new_member or options.strip):
             continue  # nothing to change: the member is copied as it is
         patches.append(Patch(member, new_member, tuple(replace), tuple(remove), rpath))
 
+    if runpath and grafts:
+        api = int(target.base.split("_")[1])
+        if api < ANDROID_RUNPATH_API:
+            raise RepairRefused(f"cannot repair {a.wheel}: it needs {', '.join(sorted(g.soname for g in grafts.values()))} "
+                                f"grafted, found through DT_RUNPATH, which Android reads from API level "
+                                f"{ANDROID_RUNPATH_API}; its tag {target.name} says {api}")
     final_grafts = []
     for g in grafts.values():
         facts = next(lib.facts for t in analysis.trees.values() for lib in t.libraries.values() if lib.realpath == g.source and lib.facts)
@@ -295,7 +308,7 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                       and m.endswith("/WHEEL") and m.split("/", 1)[0].endswith(".dist-info")), None)
     sbom = f"{dist_info}/{SBOM_MEMBER}" if final_grafts and dist_info else None
     return RepairPlan(contents.path, target.name, tuple(tags), out_name, tuple(final_grafts), tuple(patches),
-                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom)
+                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom, runpath)
 
 
 def _script_shim(binary: str) -> str:
