@@ -109,7 +109,7 @@ def test_lief_patchelf_is_run_with_patchelfs_command_line(tmp_path, libs):
     p = run("repair", "--patcher", "lief-patchelf", "-w", str(tmp_path / "out"), str(whl), env=env)
     assert p.returncode == 0, p.stderr
     calls = logged.read_text().splitlines()
-    assert len(calls) == 3 and calls[0].startswith("--replace-needed libA.so.1 ")
+    assert len(calls) == 3 and sum(c.startswith("--replace-needed libA.so.1 ") for c in calls) == 1  # two at a time: any order
     assert sum(c.startswith("--set-soname ") for c in calls) == 2
 
 
