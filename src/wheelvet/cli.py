@@ -181,7 +181,9 @@ def _check_one(a: WheelAudit, plat: str | None) -> tuple[bool, list[str]]:
     if a.pure:
         return True, [f"ok   {a.wheel}: pure Python wheel"]
     wanted = [plat] if plat else list(a.platforms)
-    if plat and a.arch and not plat.endswith("_" + a.arch) and not plat.startswith("linux"):
+    pset = a.policy_set
+    named = pset is not None and plat is not None and pset.get(plat) is not None  # android_24_arm64_v8a
+    if plat and a.arch and not named and not plat.endswith("_" + a.arch) and not plat.startswith("linux"):
         wanted = [f"{plat}_{a.arch}"]
     lines, ok = [], True
     for tag in wanted:

@@ -106,6 +106,8 @@ def test_arm64_v8a_is_aarch64(tmp_path):
     ours, theirs = both_show(wheel)
     assert {k: ours[k] for k in FIELDS} == {k: theirs[k] for k in FIELDS}
     assert ours["overall_tag"] == "android_24_arm64_v8a" and ours["arch"] == "aarch64"
+    p = run("wheelvet", "check", "--plat", "android_24_arm64_v8a", str(wheel))
+    assert p.returncode == 0 and "meets android_24_arm64_v8a" in p.stdout, p.stdout + p.stderr
 
 
 def test_an_android_executable_is_told_by_its_loader(tmp_path):
