@@ -35,13 +35,16 @@ COPY templates /opt/wheelvet/src/templates
 COPY src /opt/wheelvet/src/src
 
 # Every package, the build backend included, comes pinned with its hashes; wheelvet itself is
-# built from the copy above with that backend, without fetching anything.
+# built from the copy above with that backend, without fetching anything. The pins are those of
+# wheelvet[action,fast] (PyGithub and what it needs: `pip install wheelvet` alone has no PyGithub);
+# the last command fails the build if the action's extra is not all there.
 RUN "${PYTHON}" -m venv /opt/wheelvet/venv \
     && /opt/wheelvet/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
         --require-hashes --only-binary=:all: -r /opt/wheelvet/requirements.txt \
     && /opt/wheelvet/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
         --no-deps --no-build-isolation --no-index /opt/wheelvet/src \
-    && /opt/wheelvet/venv/bin/wheelvet --version
+    && /opt/wheelvet/venv/bin/wheelvet --version \
+    && /opt/wheelvet/venv/bin/python -c "import wheelvet.github.comment"
 
 ENV PATH=/opt/wheelvet/venv/bin:${PATH}
 

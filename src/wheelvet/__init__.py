@@ -5,7 +5,7 @@ Layers, each importing only from its own and those above it
 
 1. ``escape``, ``errors``: printable text; errors and the exit-code table
 2. ``elf``: ELF facts, one frozen object per file
-3. ``resolve``: the dynamic loader's rules over an index of files
+3. ``resolve``, ``lddtree``: the dynamic loader's rules over an index of files; one file's tree as auditwheel prints it
 4. ``policy``: policy data, and the one comparison of two tags
 5. ``records``, ``zipin``, ``wheelfile``: reading and checking the archive
 6. ``audit``, ``shortfall``: the verdict, and what stands between a wheel and a tag

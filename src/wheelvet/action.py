@@ -327,9 +327,7 @@ def _missing_jobs(settings: Settings) -> tuple[str, ...]:
     """Jobs of the reported run that did not succeed (cancelled, crashed, failed before reporting)."""
     if not (settings.workflow_run_id and settings.token and settings.repository):
         return ()
-    from github import GithubException
-
-    from .github.comment import make_client
+    from .github.comment import GithubException, make_client
 
     try:
         run = make_client(settings.api_url, settings.token, lazy=False).get_repo(settings.repository).get_workflow_run(
@@ -350,6 +348,8 @@ def run_action(environ: dict) -> int:
     commands.mask(settings.token)
     commands.mask(settings.runtime_token)
     _check_places(settings)
+    if settings.pull_request is not None and settings.token and (settings.comment != "never" or settings.base_ref):
+        from .github import comment  # noqa: F401 - PyGithub (wheelvet[action]) is needed: say so before any work
     run = Run()
     leg: Leg | None = None
 

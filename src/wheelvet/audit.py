@@ -28,6 +28,7 @@ frozen data that every renderer takes.  The judgement follows auditwheel
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import posixpath
 from collections import defaultdict
@@ -35,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
-from .errors import InvalidElf, InvalidWheel
-from .policy import Policy, PolicySet, is_loader_soname, known_architectures, policy_set
+from .errors import InvalidElf, InvalidInput, InvalidWheel
+from .policy import Policy, PolicySet, is_loader_soname, known_architectures, parse_android_tag, policy_set
 from .resolve import (
     Files,
     HostFiles,
@@ -52,6 +53,8 @@ from .resolve import (
     wheel_path,
 )
 from .wheelfile import WheelContents, read_wheel
+
+log = logging.getLogger(__name__)
 
 _UNDEFINED_FUNC_KINDS = (0, 2)  # STT_NOTYPE, STT_FUNC
 _PYFPE = frozenset(("PyFPE_jbuf", "PyFPE_dummy", "PyFPE_counter"))
@@ -135,7 +138,9 @@ class WheelAudit:
 
     @property
     def policy_set(self) -> PolicySet | None:
-        return policy_set(self.libc, self.arch) if self.libc and self.arch and self.overall is not None else None
+        if not (self.libc and self.arch and self.overall is not None):
+            return None
+        return policy_set(self.libc, self.arch, android_tag(self.libc, self.platforms))
 
     @property
     def overall_tag(self) -> str | None:
@@ -280,6 +285,11 @@ class Analysis:
     verdicts: Verdicts | None = None
 
 
+def android_tag(libc: str | None, platforms: tuple[str, ...]) -> str | None:
+    """An Android wheel's one platform tag (its policy is named after it)."""
+    return platforms[0] if libc == "android" and len(platforms) == 1 else None
+
+
 def in_data_purelib(member: str) -> bool:
     """Whether a member installs to purelib through ``<dist>.data/purelib/``."""
     parts = member.split("/")
@@ -296,6 +306,12 @@ def _filename_arch_libc(platforms: Iterable[str]) -> tuple[str | None, str | Non
         if plat == "any":
             continue
         pure = False
+        android = parse_android_tag(plat)
+        if android is not None or plat.startswith("android_"):
+            libcs.add("android")
+            if android is not None:
+                arches.add(android[1])
+            continue
         for arch in all_arches:
             if plat.endswith("_" + arch) or plat.endswith(f"_{arch}_v2") or plat.endswith(f"_{arch}_v3") or plat.endswith(f"_{arch}_v4"):
                 arches.add(arch)
@@ -363,7 +379,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     its gaps are filled from such a tree (extensions first, complete trees
     before incomplete ones)."""
     files = WheelFiles(contents.elf, host.files, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
-    config = SearchConfig.from_environment(options.environ, options.ldpaths)
+    ldpaths = options.ldpaths
+    if ldpaths is None and classified.libc == "android":
+        ldpaths = ""  # cross-compiled: the build machine's directories are never searched (auditwheel too)
+    config = SearchConfig.from_environment(options.environ, ldpaths)
     conf = host.system_dirs if config.conf is None else None
     trees = {}
     for member, facts in classified.valid.items():
@@ -382,6 +401,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
             if other != member and any(lib.realpath == here for lib in ref.libraries.values()):
                 trees[member] = borrow_resolutions(trees[member], ref)
                 break
+    if log.isEnabledFor(logging.DEBUG):
+        for member, tree in trees.items():
+            for soname, lib in tree.libraries.items():
+                log.debug("%s: %s => %s", member, soname, lib.realpath or "not found")
     needed_names = {n for t in trees.values() for n in t.needed}
     roots = tuple(m for m in classified.valid if m in extensions or posixpath.basename(m) not in needed_names)
     return Trees(trees, roots)
@@ -609,7 +632,9 @@ def collect_findings(classified: Classified, trees: Trees, refs: References, pol
         for tag, entry in unknown_entries(facts, wheel_path(member), classified.libc or "glibc"):
             findings.append(Finding("search-path-unknown", "warning", member,
                                     f"{tag} entry {entry.entry!r} is not searched: {entry.why}"))
-    for soname in sorted({s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}):
+    linked = set() if policies.libc == "android" else {  # on Android, extensions link libpython
+        s for m in trees.roots for s in trees.trees[m].libraries if s.startswith("libpython")}
+    for soname in sorted(linked):
         findings.append(Finding("links-libpython", "error", None,
                                 f"linked against {soname}: extensions must not link libpython (PEP 513)"))
     for lib, names in sorted(highest.blacklist.items()):
@@ -651,7 +676,12 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         return Analysis(WheelAudit(pure=classified.pure_name, error=msg, **base), contents)
 
     libc = classified.libc or "glibc"
-    policies = policy_set(libc, classified.arch)
+    if libc == "android" and len(contents.name.platforms) != 1:
+        raise InvalidWheel(wheel, f"an Android wheel has exactly one platform tag, not {', '.join(contents.name.platforms)}")
+    try:
+        policies = policy_set(libc, classified.arch, android_tag(libc, contents.name.platforms))
+    except InvalidInput as exc:
+        raise InvalidWheel(wheel, str(exc)) from None
     trees = resolve_trees(contents, classified, host, options)
     refs = collect_references(trees, policies)
     symbols = symbol_verdict(classified, trees, refs, policies)
@@ -690,6 +720,8 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         files=classified.files,
         findings=collect_findings(classified, trees, refs, policies, isa, pyfpe, ucs2, options),
     )
+    log.info("%s: %s %s, %d ELF file(s); meets %s, symbol versions allow %s", wheel, libc, classified.arch,
+             len(classified.valid), overall.name, symbols.policy.name)
     return Analysis(audit, contents, policies, trees.trees, trees.roots, by_policy, verdicts)
 
 
@@ -699,7 +731,7 @@ def audit_wheel(path: str, options: AuditOptions = AuditOptions(), host: Host | 
 
 
 __all__ = ["Analysis", "AuditOptions", "Classified", "ElfFile", "ExternalRefs", "Finding", "Host", "IsaVerdict",
-           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze",
+           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze", "android_tag",
            "audit_wheel", "classify_files", "collect_findings", "collect_references", "external_refs",
            "in_data_purelib", "isa_verdict", "policy_gaps", "python_abi_verdict", "resolve_trees", "symbol_uses",
            "symbol_verdict", "system_host"]

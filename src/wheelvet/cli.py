@@ -7,6 +7,7 @@ the README).  Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -38,9 +39,15 @@ def _add_audit_options(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
 
 
+PATCHERS = ("patchelf", "lief-patchelf", "none")  # auditwheel's --patcher choices
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wheelvet", description="Audit and repair Linux binary wheels (manylinux / musllinux).")
     parser.add_argument("-V", "--version", action="version", version=f"wheelvet {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="say what is done on stderr (-vv: also every library found and every lookup); "
+                             "stdout stays as it is")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -59,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("action", help="run the GitHub Action's job from the environment the runner gives a container action")
 
+    tree = sub.add_parser("lddtree", help="print what one ELF file loads, as JSON in auditwheel's shape")
+    tree.add_argument("file", metavar="FILE")
+    tree.add_argument("--ldpaths", dest="ldpaths", metavar="DIRS", default=None,
+                      help="colon-separated directories to search instead of the system's "
+                           "(AUDITWHEEL_LD_LIBRARY_PATH is still added)")
+
     repair = sub.add_parser("repair", help="graft external libraries into wheels, patch them and retag them")
     repair.add_argument("wheels", nargs="+", metavar="WHEEL_FILE")
     repair.add_argument("-w", "--wheel-dir", dest="wheel_dir", default="wheelhouse/",
@@ -75,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--no-update-tags", dest="update_tags", action="store_false",
                         help="keep the file name and WHEEL tags as they are")
     repair.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the repair plan and write nothing")
+    repair.add_argument("--patcher", default=None, metavar="PATCHER",
+                        help="the ELF patcher: patchelf (default), lief-patchelf (the same command line, another "
+                             "program) or none (only repairs that change no ELF file) (env AUDITWHEEL_PATCHER)")
     _add_audit_options(repair)
     return parser
 
@@ -165,7 +181,9 @@ def _check_one(a: WheelAudit, plat: str | None) -> tuple[bool, list[str]]:
     if a.pure:
         return True, [f"ok   {a.wheel}: pure Python wheel"]
     wanted = [plat] if plat else list(a.platforms)
-    if plat and a.arch and not plat.endswith("_" + a.arch) and not plat.startswith("linux"):
+    pset = a.policy_set
+    named = pset is not None and plat is not None and pset.get(plat) is not None  # android_24_arm64_v8a
+    if plat and a.arch and not named and not plat.endswith("_" + a.arch) and not plat.startswith("linux"):
         wanted = [f"{plat}_{a.arch}"]
     lines, ok = [], True
     for tag in wanted:
@@ -195,9 +213,30 @@ def _level(args: argparse.Namespace, environ: dict) -> int:
     return level
 
 
+def _patcher(args: argparse.Namespace, environ: dict):
+    """--patcher, else AUDITWHEEL_PATCHER, as auditwheel reads them."""
+    from .repair import patcher_named
+
+    name, source = args.patcher, "--patcher"
+    if name is None and "AUDITWHEEL_PATCHER" in environ:
+        name, source = environ["AUDITWHEEL_PATCHER"], "AUDITWHEEL_PATCHER"
+    name = "patchelf" if name is None else name
+    if name not in PATCHERS:
+        raise UsageError(f"{source}: {name!r} is not a patcher (choose from {', '.join(PATCHERS)})")
+    return patcher_named(name)
+
+
+def cmd_lddtree(args: argparse.Namespace, environ: dict) -> int:
+    from .lddtree import lddtree, render_lddtree
+
+    print(render_lddtree(lddtree(args.file, environ, args.ldpaths)))
+    return EXIT_OK
+
+
 def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     from .repair import RepairOptions, repair_wheel
 
+    patcher = _patcher(args, environ)
     level = _level(args, environ)
     plat = args.plat or environ.get("AUDITWHEEL_PLAT") or "auto"
     options = RepairOptions(plat=plat, only_plat=args.only_plat, lib_sdir=args.lib_sdir, strip=args.strip,
@@ -208,7 +247,8 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     status = EXIT_OK
     for path in args.wheels:
         try:
-            plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level, dry_run=args.dry_run)
+            plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level, dry_run=args.dry_run,
+                                     patcher=patcher)
         except UsageError:
             raise
         except WheelvetError as exc:
@@ -225,6 +265,21 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
             dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
             print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
     return status
+
+
+def _configure_logging(verbose: int) -> None:
+    """-v: what is done (INFO), -vv: also every library found and lookup (DEBUG),
+    all on stderr; without -v only warnings.  stdout's contracts are untouched."""
+    logger = logging.getLogger("wheelvet")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_wheelvet", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("wheelvet: %(message)s"))
+    handler._wheelvet = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
 
 
 class _Terminated(BaseException):
@@ -244,6 +299,7 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     env = dict(os.environ if environ is None else environ)
+    _configure_logging(args.verbose)
     try:
         if args.command == "show":
             return cmd_show(args, env)
@@ -251,7 +307,11 @@ def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
             return cmd_check(args, env)
         if args.command == "repair":
             return cmd_repair(args, env)
+        if args.command == "lddtree":
+            return cmd_lddtree(args, env)
         if args.command == "action":
+            # PyGithub comes with wheelvet[action]: without it, one line (exit 2) before any work
+            from .github import comment  # noqa: F401
             from .action import main as action_main
 
             return action_main(env)

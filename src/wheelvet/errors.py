@@ -88,6 +88,16 @@ class UsageError(WheelvetError):
     exit_code = EXIT_USAGE
 
 
+class MissingExtra(UsageError):
+    """A command whose packages come with an extra that is not installed
+    (``wheelvet action`` needs ``wheelvet[action]``)."""
+
+    def __init__(self, command: str, extra: str, missing: str) -> None:
+        self.extra = extra
+        super().__init__(f"{command} needs the '{extra}' extra, which is not installed ({missing} is missing): "
+                         f"pip install 'wheelvet[{extra}]'")
+
+
 class RepairRefused(WheelvetError):
     """The wheel cannot meet the policy asked for."""
 
@@ -110,5 +120,5 @@ class ServiceError(WheelvetError):
 __all__ = [
     "EXIT_CODES", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_POLICY", "EXIT_REPAIR_FAILED",
     "EXIT_SERVICE", "EXIT_TERMINATED", "EXIT_USAGE", "InvalidElf", "InvalidInput", "InvalidPolicy", "InvalidWheel",
-    "RepairFailed", "RepairRefused", "ServiceError", "UsageError", "WheelvetError",
+    "MissingExtra", "RepairFailed", "RepairRefused", "ServiceError", "UsageError", "WheelvetError",
 ]

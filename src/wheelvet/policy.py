@@ -4,21 +4,34 @@ The data lives in ``policies/*.json`` (taken from auditwheel 6.8.2's data, the
 facts users know) and is validated when it loads: structure, and PEP 600's
 rule that a more compatible policy never allows more than a less compatible
 one.  Nothing here reads a wheel or prints.
+
+Android (PEP 738) differs: a wheel's tag, ``android_<api>_<abi>``, names the
+lowest API level it runs on, and it keeps that tag.  Its policy is the data's
+newest one whose level is not above the wheel's, named as the wheel's tag
+(:func:`policy_set` given that tag), as auditwheel 6.8.2 does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Iterable, Iterator, Mapping
 
-from .errors import InvalidPolicy, UsageError
-from .resolve import is_musl_builtin
+from .errors import InvalidInput, InvalidPolicy, UsageError
+from .resolve import LIBPYTHON_RE, is_musl_builtin
 
-LIBCS = ("glibc", "musl")
-_FILES = {"glibc": "manylinux.json", "musl": "musllinux.json"}
+LIBCS = ("glibc", "musl", "android")
+_FILES = {"glibc": "manylinux.json", "musl": "musllinux.json", "android": "android.json"}
+
+# The Android ABIs of PEP 738 that auditwheel 6.8.2's data covers, and the
+# architecture each is (armeabi_v7a and x86 have no policy).
+ANDROID_ABIS = {"arm64_v8a": "aarch64", "x86_64": "x86_64"}
+_ANDROID_TAG = re.compile(r"^android_(\d+)_([a-z0-9_]+)$")
+ANDROID_MIN_API = 21  # PEP 738
 
 # musl's own loader is whitelisted as "libc.so" in the data; its real SONAME
 # depends on the architecture.
@@ -62,8 +75,12 @@ class Policy:
         return (self.name, *self.aliases)
 
     def allows_library(self, soname: str) -> bool:
-        """Whether the wheel may need ``soname`` from the system."""
-        return soname in self.whitelist or (self.libc == "musl" and not self.is_linux and is_musl_builtin(soname))
+        """Whether the wheel may need ``soname`` from the system (on Android,
+        libpython is the app's own: extensions there link it)."""
+        if self.is_linux:
+            return soname in self.whitelist
+        return (soname in self.whitelist or (self.libc == "musl" and is_musl_builtin(soname))
+                or (self.libc == "android" and LIBPYTHON_RE.match(soname) is not None))
 
     def allows_version(self, version: str) -> bool:
         """Whether a needed symbol version (``GLIBC_2.29``) is allowed.
@@ -230,16 +247,46 @@ def _policies(libc: str, arch: str) -> list[Policy]:
     return out
 
 
+def parse_android_tag(tag: str) -> tuple[int, str] | None:
+    """``android_24_arm64_v8a`` -> (24, "aarch64"); None for other tags or ABIs
+    without a policy."""
+    m = _ANDROID_TAG.match(tag)
+    return (int(m[1]), ANDROID_ABIS[m[2]]) if m and m[2] in ANDROID_ABIS else None
+
+
+def _android_set(arch: str, tag: str | None) -> PolicySet:
+    every = _policies("android", arch)
+    linux = [p for p in every if p.is_linux]
+    if tag is None:  # nothing to judge against: only plain linux
+        return PolicySet("android", arch, linux)
+    parsed = parse_android_tag(tag)
+    if parsed is None or parsed[1] != arch:
+        raise InvalidInput(f"{tag} is not an Android tag for {arch} (android_<API level>_<"
+                           f"{' or '.join(a for a, b in ANDROID_ABIS.items() if b == arch) or 'ABI'}>)")
+    api = parsed[0]
+    levels = sorted(((int(p.base.split("_")[1]), p) for p in every if not p.is_linux), key=lambda lp: lp[0])
+    below = [p for level, p in levels if level <= api]
+    if not below:
+        raise InvalidInput(f"{tag}: no Android policy for API level {api} (the lowest is {levels[0][0]}, PEP 738)")
+    # the newest listed level not above the wheel's, named as the wheel's own tag
+    policy = dataclasses.replace(below[-1], name=tag, base=f"android_{api}", aliases=())
+    return PolicySet("android", arch, linux + [policy])
+
+
 @functools.lru_cache(maxsize=None)
-def policy_set(libc: str, arch: str) -> PolicySet:
-    """The policies for ``libc`` ("glibc" or "musl") on ``arch``: the one
-    place where musl and glibc are told apart.
+def policy_set(libc: str, arch: str, tag: str | None = None) -> PolicySet:
+    """The policies for ``libc`` ("glibc", "musl" or "android") on ``arch``:
+    the one place where the libcs are told apart.
 
     For musl only the newest musllinux policy is judged: musl has no symbol
     versioning, so nothing in a binary proves it runs on an older musl
     (auditwheel does the same on any host that is not musl); the older names
     are still known to :meth:`PolicySet.get` and :meth:`PolicySet.reaches`.
+    For Android, ``tag`` is the wheel's own platform tag (``android_24_x86_64``):
+    its policy is the one for its API level, under that name.
     """
+    if libc == "android":
+        return _android_set(arch, tag)
     every = _policies(libc, arch)
     if libc != "musl":
         return PolicySet(libc, arch, every)
@@ -259,6 +306,12 @@ def resolve(tag: str, arch: str | None = None) -> Policy | None:
     """The policy a platform tag names: ``manylinux_2_17_x86_64``,
     ``manylinux2014_x86_64``, or, given ``arch``, ``manylinux2014`` and
     ``manylinux_2_17``.  None for any other tag (``linux_*``, ``any``, macOS...)."""
+    android = parse_android_tag(tag)
+    if android is not None:
+        try:
+            return policy_set("android", android[1], tag).get(tag)
+        except InvalidInput:
+            return None
     if arch is not None and not tag.endswith("_" + arch):
         tag = f"{tag}_{arch}"
     found = parse_policy_tag(tag)
@@ -266,14 +319,18 @@ def resolve(tag: str, arch: str | None = None) -> Policy | None:
 
 
 def parse_policy_tag(tag: str) -> tuple[str, str] | None:
-    """``manylinux_2_17_x86_64`` -> ("glibc", "x86_64"); None for other tags."""
+    """``manylinux_2_17_x86_64`` -> ("glibc", "x86_64"), ``android_24_arm64_v8a``
+    -> ("android", "aarch64"); None for other tags."""
+    android = parse_android_tag(tag)
+    if android is not None:
+        return "android", android[1]
     return _tag_index().get(tag)
 
 
 @functools.lru_cache(maxsize=None)
 def _tag_index() -> dict[str, tuple[str, str]]:
     index = {}
-    for libc in LIBCS:
+    for libc in ("glibc", "musl"):  # Android tags are parsed (any API level)
         for p in _load_raw(libc):
             if p["name"] == "linux":
                 continue

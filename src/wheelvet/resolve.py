@@ -81,6 +81,7 @@ MAX_RESOLVE_STEPS = RESOLVE_BASE_STEPS  # for a tree resolved on its own
 MAX_LISTING = 1 << 16
 
 GLIBC_DEFAULT_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
+ANDROID_LINKERS = ("/system/bin/linker", "/system/bin/linker64")  # Android's program interpreters
 MUSL_DEFAULT_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
 
 
@@ -547,6 +548,8 @@ def elf_libc(facts: ElfFacts, file_name: str) -> str | None:
     """Which libc an ELF file was built for: its interpreter, then its
     DT_NEEDED, then its extension-module suffix; None when nothing tells."""
     if facts.interpreter:
+        if facts.interpreter in ANDROID_LINKERS:  # hook (issue 13, Android): Bionic's loader
+            return "android"
         return "musl" if posixpath.basename(facts.interpreter).startswith("ld-musl-") else "glibc"
     found = None
     for soname in facts.needed:

@@ -38,12 +38,16 @@ DEFAULT_LEVEL = 6  # zlib's Z_DEFAULT_COMPRESSION
 
 @dataclass(frozen=True)
 class RawMember:
-    """A member copied from ``source`` (an open zip) without recompression."""
+    """A member copied from ``source`` (an open zip) without recompression.
+
+    Its mode is given (the caller normalises it): the input's external
+    attributes are not copied, so no host's modes or umask reach the output."""
 
     name: str
     source: zipfile.ZipFile
     info: zipfile.ZipInfo
     date_time: tuple[int, int, int, int, int, int]
+    mode: int = 0o644
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,12 @@ class _Prepared:
     flags: int
     payload: bytes | None  # compressed bytes of a NewMember
     raw: RawMember | None
+
+
+def _attributes(mode: int) -> int:
+    """External attributes of a regular file with permission bits ``mode``
+    (the MS-DOS attribute byte left 0)."""
+    return ((0o100000 | (mode & 0o777)) << 16) & _U32
 
 
 def _dos(date_time: tuple[int, ...]) -> tuple[int, int]:
@@ -186,11 +196,11 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
             if info.flag_bits & 0x1:
                 raise zipfile.BadZipFile(f"{info.filename}: encrypted member")
             prepared.append(_Prepared(name, info.compress_type, info.CRC, info.compress_size, info.file_size,
-                                      t, d, info.external_attr, flags, None, m))
+                                      t, d, _attributes(m.mode), flags, None, m))
         else:
             method, payload, crc, usize = compressed[id(m)]
-            attr = ((0o100000 | (m.mode & 0o7777)) << 16) & _U32
-            prepared.append(_Prepared(name, method, crc, len(payload), usize, t, d, attr, flags, payload, None))
+            prepared.append(_Prepared(name, method, crc, len(payload), usize, t, d, _attributes(m.mode), flags,
+                                      payload, None))
 
     offsets = []
     pos = 0

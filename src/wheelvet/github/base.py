@@ -18,9 +18,13 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from github import Github, GithubException
-
+from ..errors import MissingExtra
 from ..report.view import BaseInfo, Report, combine
+
+try:  # PyGithub comes with wheelvet[action]
+    from github import Github, GithubException
+except ImportError:
+    raise MissingExtra("wheelvet action", "action", "PyGithub") from None
 
 REPORT_ARTIFACT_PREFIX = "wheelvet-report-"
 REPORT_FILE = "wheelvet-report.json"

@@ -29,9 +29,12 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from github import Auth, Github, GithubException
+from ..errors import MissingExtra, ServiceError
 
-from ..errors import ServiceError
+try:  # PyGithub comes with wheelvet[action]; the command line installs without it
+    from github import Auth, Github, GithubException
+except ImportError:
+    raise MissingExtra("wheelvet action", "action", "PyGithub") from None
 from ..report.markup import report_marker
 from ..report.view import Leg, merge_legs
 

