@@ -20,7 +20,7 @@ from typing import Mapping
 
 from .elf import ElfFacts, read_elf_file
 from .errors import InvalidInput
-from .resolve import HostFiles, SearchConfig, expand_origin, resolve_tree
+from .resolve import HostFiles, SearchConfig, resolve_tree, search_path
 
 _OSABI = {0: "ELFOSABI_SYSV", 1: "ELFOSABI_HPUX", 2: "ELFOSABI_NETBSD", 3: "ELFOSABI_LINUX", 6: "ELFOSABI_SOLARIS",
           7: "ELFOSABI_AIX", 8: "ELFOSABI_IRIX", 9: "ELFOSABI_FREEBSD", 10: "ELFOSABI_TRU64", 11: "ELFOSABI_MODESTO",
@@ -57,10 +57,10 @@ def platform(facts: ElfFacts) -> dict:
 
 def _dirs(value: str | None, origin: str) -> list[str]:
     """An RPATH/RUNPATH as auditwheel lists it: ``$ORIGIN`` expanded, normalised,
-    repeats dropped, only directories that exist."""
-    if not value:
-        return []
-    return [d for d in dict.fromkeys(expand_origin(value, origin)) if os.path.isdir(d)]
+    repeats dropped, only directories that exist (entries the loader reads in
+    ways wheelvet cannot know, ``$LIB`` or relative ones, are left out)."""
+    return [d for d in dict.fromkeys(e.path for e in search_path(value, origin, "glibc") if e.path)
+            if os.path.isdir(d)]
 
 
 def lddtree(path: str, environ: Mapping[str, str], ldpaths: str | None = None) -> dict:

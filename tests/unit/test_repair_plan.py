@@ -42,6 +42,7 @@ def test_rpath_entries_inside_the_wheel_are_kept():
     assert _kept_rpath_entries("$ORIGIN/../pkg.internal:/usr/lib:$ORIGIN/../../../outside:${ORIGIN}", "pkg/sub") == [
         "$ORIGIN/../pkg.internal", "${ORIGIN}"]
     assert _kept_rpath_entries("$ORIGIN/$LIB", "pkg") == []
+    assert _kept_rpath_entries("$ORIGINAL/x:$ORIGIN/x", "pkg") == ["$ORIGIN/x"]  # not the $ORIGIN token
     assert _kept_rpath_entries(None, "pkg") == []
 
 

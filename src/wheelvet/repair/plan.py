@@ -20,7 +20,7 @@ from ..audit import Analysis, external_refs, in_data_purelib
 from ..errors import RepairRefused, UsageError
 from ..escape import printable
 from ..policy import Policy, PolicySet
-from ..resolve import LIBPYTHON_RE, WHEEL_ROOT, in_wheel
+from ..resolve import LIBPYTHON_RE, entries_inside_wheel
 from ..shortfall import explain, shortfalls
 from .sbom import SBOM_MEMBER
 
@@ -124,17 +124,11 @@ def grafted_name(source: str, hash8=content_hash) -> str:
     return f"{base}-{short}{dot}{rest}"
 
 
-def _kept_rpath_entries(value: str | None, member_dir: str) -> list[str]:
-    """Entries of an RPATH/RUNPATH that point inside the wheel."""
-    kept = []
-    for item in (value or "").split(":"):
-        if not item or "$LIB" in item or "${LIB}" in item or "$PLATFORM" in item or "${PLATFORM}" in item:
-            continue
-        origin = posixpath.join(WHEEL_ROOT, member_dir) if member_dir else WHEEL_ROOT
-        full = posixpath.normpath(item.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
-        if in_wheel(full) and item not in kept:
-            kept.append(item)
-    return kept
+def _kept_rpath_entries(value: str | None, member_dir: str, libc: str | None = "glibc") -> list[str]:
+    """Entries of an RPATH/RUNPATH that point inside the wheel, read as the
+    wheel's loader reads them (:func:`wheelvet.resolve.entries_inside_wheel`:
+    ``$ORIGINAL`` is no ``$ORIGIN``, ``$LIB`` cannot be known)."""
+    return entries_inside_wheel(value, member_dir, libc)
 
 
 def _target_policy(analysis: Analysis, options: RepairOptions) -> tuple[Policy, tuple[str, ...]]:
@@ -266,7 +260,7 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
         if libs and any(not LIBPYTHON_RE.match(s) for s in libs):
             where = posixpath.dirname(new_member or member)
             rel = posixpath.relpath(lib_dir, where or ".")
-            kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member))
+            kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member), tree.libc)
             entry = f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
             rpath = ":".join(dict.fromkeys(kept + [entry]))
             present, other = (tree.facts.runpath, tree.facts.rpath) if runpath else (tree.facts.rpath, tree.facts.runpath)
