@@ -13,7 +13,8 @@ remedy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+import re
+from typing import Callable, Sequence
 
 from .audit import WheelAudit
 from .policy import Policy, PolicySet
@@ -159,13 +160,35 @@ def few(names: Sequence[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def remedy_text(remedy: Remedy, audience: str = "cli") -> str:
-    """What to do, in the terms of the command line or of the action's inputs."""
+def remedy_text(remedy: Remedy, audience: str = "cli", code: Callable[[str], str] | None = None) -> str:
+    """What to do, in the terms of the command line or of the action's inputs.
+
+    ``code`` marks what a renderer shows as code (input names, libraries,
+    symbols, the image): without it the wording keeps its backticks and the
+    names are plain."""
     template = REMEDIES[remedy.kind][AUDIENCES.index(audience)]
-    return template.format(names=few(list(remedy.names)), policy=remedy.policy, image=remedy.image)
+    if code is None:
+        return template.format(names=few(list(remedy.names)), policy=remedy.policy, image=remedy.image)
+    # the template's own `...` spans, then the values (never parsed: names come from wheels)
+    parts = template.split("`")
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(code(part))
+            continue
+        for j, piece in enumerate(re.split(r"(\{names\}|\{policy\}|\{image\})", part)):
+            if piece == "{names}":
+                shown = [code(n) for n in remedy.names[:3]]
+                out.append(", ".join(shown) + (f" and {len(remedy.names) - 3} more" if len(remedy.names) > 3 else ""))
+            elif piece in ("{policy}", "{image}"):
+                value = remedy.policy if piece == "{policy}" else remedy.image
+                out.append(code(value) if piece == "{image}" else str(value))
+            else:
+                out.append(piece)
+    return "".join(out)
 
 
-def remedies(found: Sequence[Shortfall], audience: str = "cli") -> list[str]:
+def remedies(found: Sequence[Shortfall], audience: str = "cli", code: Callable[[str], str] | None = None) -> list[str]:
     """The distinct remedies of ``found``, in order; one remedy of a kind
     covers every library or symbol it names."""
     merged: dict[tuple, Remedy] = {}
@@ -177,7 +200,7 @@ def remedies(found: Sequence[Shortfall], audience: str = "cli") -> list[str]:
             merged[key] = Remedy(r.kind, names + tuple(n for n in r.names if n not in names), r.policy, r.image)
         else:
             merged[key] = r
-    return [remedy_text(r, audience) for r in merged.values()]
+    return [remedy_text(r, audience, code) for r in merged.values()]
 
 
 def symbols_text(names: Sequence[str], n: int = 8) -> str:

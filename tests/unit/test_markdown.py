@@ -34,7 +34,7 @@ from wheelvet.report import markdown as md
 from wheelvet.report import markup
 from wheelvet.report.compare import compare
 from wheelvet.report.markdown import Leg, Report, WheelOutcome, combine, outcome_from_audit, outcome_from_error, render_markdown
-from wheelvet.report.view import BaseInfo
+from wheelvet.report.view import BaseInfo, plain
 from wheelvet.wheelfile import read_wheel
 
 EVIL_SONAME = "lib|x<script>alert(1)</script>.so"
@@ -169,14 +169,15 @@ def test_outcomes_from_real_audits(outcomes):
     assert [(s.file, s.symbols) for s in v.files] == [(EVIL_MEMBER, ("exp", "log"))]
     assert [(b.library, b.symbols) for b in f.blacklisted] == [("libc.so.6", ("__cxa_thread_atexit_impl",))]
     # the fix in the action's own terms
-    assert f.fixes[0] == "build in the manylinux_2_17 image (quay.io/pypa/manylinux2014_aarch64)"
-    assert "with `before-repair`, add its directory to `ld-library-path`, or list it in `exclude`" in f.fixes[1]
-    assert f.fixes[-1] == "stop importing __cxa_thread_atexit_impl, or set `plat` to a less compatible policy"
+    fixes = [plain(x) for x in f.fixes]
+    assert fixes[0] == "build in the manylinux_2_17 image (`quay.io/pypa/manylinux2014_aarch64`)"
+    assert fixes[1].startswith(f"install `libffi.so.8`, `{EVIL_SONAME}` with `before-repair`, add its directory")
+    assert fixes[-1] == "stop importing `__cxa_thread_atexit_impl`, or set `plat` to a less compatible policy"
     assert f.why.startswith("claims manylinux_2_17_aarch64 but needs GLIBC_2.29 from libm.so.6 (exp, log in demo/")
 
     i = outcomes["isa"]
     assert [(x.file, x.level) for x in i.isa] == [("fast.cpython-311-x86_64-linux-gnu.so", "x86_64_v3")]
-    assert i.fixes == ("build for the baseline (no -march=native), or set `disable-isa-ext-check: true`",)
+    assert i.hint == "build for the baseline (no -march=native), or set `disable-isa-ext-check: true`"
 
     assert outcomes["ok"].tags_after == outcomes["ok"].claimed == ("manylinux2014_aarch64",)
     assert "`allow-pure-python-wheel: true`" in outcomes["pure"].hint
@@ -195,7 +196,7 @@ def test_refusal_is_a_failure_other_errors_are_errors(crafted, outcomes):
     assert outcome_from_audit(greeter.audit).status == "ok"
     held = outcome_from_audit(greeter.audit, policy="manylinux2014")
     assert (held.status, held.policy) == ("failed", "manylinux_2_17_aarch64")
-    assert held.hint == ("install libgreet.so.1 with `before-repair`, add its directory to `ld-library-path`, "
+    assert held.hint == ("install `libgreet.so.1` with `before-repair`, add its directory to `ld-library-path`, "
                          "or list it in `exclude`")
 
 
@@ -248,6 +249,8 @@ def test_first_screen_holds_the_verdict_the_symbol_and_the_file(report):
     assert texts[0].startswith("❌ mislabelled demo 1.0 cp311 · manylinux_2_17_aarch64 (build · cp311 · aarch64): claims "
                                "manylinux_2_17_aarch64 but needs GLIBC_2.29 from libm.so.6 (exp, log in demo/_core")
     assert "Fix: build in the manylinux_2_17 image (quay.io/pypa/manylinux2014_aarch64)" in texts[0]
+    codes = [c.text() for c in first[0].find("code")]
+    assert {"before-repair", "ld-library-path", "exclude", "plat", EVIL_SONAME} <= set(codes)  # the fix's inputs as code
     assert texts[1].startswith("❌ mislabelled fast 1.0 cp311 · manylinux_2_17_x86_64 (build · cp311 · x86_64): claims "
                                "manylinux_2_17_x86_64 but fast.cpython-311-x86_64-linux-gnu.so needs x86_64_v3")
     assert [t.split(" ", 2)[1] for t in texts] == ["mislabelled", "mislabelled", "error", "error"]

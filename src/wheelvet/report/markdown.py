@@ -34,6 +34,7 @@ import jinja2
 from ..policy import resolve
 from .markup import Safe, html_text, human_size, link, md_cell_code, md_code, md_text, report_marker
 from .view import (
+    CODE,
     GITHUB_COMMENT_LIMIT,
     PROBLEMS,
     SCHEMA_VERSION,
@@ -211,12 +212,17 @@ def headline(report: Report) -> str:
     return f"❌ {of_n} fail: {name} {verb(worst, False)}{' and' + cause if cause else ''}"
 
 
+def _fix(fix: str) -> str:
+    """A fix as Markdown: its code spans as code, the rest as text."""
+    return "".join(md_code(p) if i % 2 else md_text(p) for i, p in enumerate(fix.split(CODE)))
+
+
 def _lines(view: _View, several_legs: bool, several_dists: bool) -> list[Line]:
     out = []
     for o in view.outcomes:
         if o.status not in PROBLEMS:
             continue
-        fix = md_text("; ".join(o.fixes)) if o.fixes else None
+        fix = "; ".join(_fix(f) for f in o.fixes) if o.fixes else None
         out.append(Line(o.status, md_code(_name(o, several_dists)), md_text(view.legs[id(o)]) if several_legs else None,
                         reason(o), Safe(fix) if fix else None))
     return out

@@ -127,7 +127,8 @@ class WheelOutcome:
 
     @property
     def hint(self) -> str | None:
-        return "; ".join(self.fixes) or None
+        """The fixes in one plain line (code spans shown with backticks)."""
+        return "; ".join(plain(f) for f in self.fixes) or None
 
     @property
     def name_parts(self) -> tuple[str, str, str]:
@@ -189,6 +190,19 @@ class WheelOutcome:
     def grew(self) -> bool:
         """A repaired wheel much larger than its input (flagged in the report)."""
         return bool(self.size_before and self.size_after and self.size_after >= GROWTH_FLAG * self.size_before)
+
+
+# A fix marks what a renderer shows as code between two CODE characters (a
+# separator no name can hold: names pass through ``code_span``).
+CODE = "\x1f"
+
+
+def code_span(text: str) -> str:
+    return CODE + text.replace(CODE, "\ufffd") + CODE
+
+
+def plain(fix: str) -> str:
+    return fix.replace(CODE, "`")
 
 
 def _canonical(tags: Sequence[str]) -> str | None:
@@ -435,7 +449,7 @@ def outcome_from_audit(audit: WheelAudit, *, plan: Any = None, output_path: str 
         return WheelOutcome(status="error", **base)
     if audit.error is not None:
         fixes = () if audit.files else ("build the extension modules into the wheel, or set "
-                                        "`allow-pure-python-wheel: true` for a pure wheel",)
+                                        f"{code_span('allow-pure-python-wheel: true')} for a pure wheel",)
         return WheelOutcome(status="error", fixes=fixes, **base)
     if audit.pure:
         return WheelOutcome(status="ok" if error is None else "error", tags_after=base["claimed"], **base)
@@ -512,12 +526,12 @@ def _failed(audit: WheelAudit, target, unknown: Sequence[str], *, planned: bool,
         isa=tuple(IsaProblem(s.subject, s.level) for s in by_kind["isa-extension"]),
         problems=tuple(f"{s.subject} names no policy for a {audit.libc} {audit.arch} wheel" if s.kind == "unknown-tag"
                        else line for s in found if s.kind in other for line in describe(s)),
-        fixes=tuple(remedies(found, "action")),
+        fixes=tuple(remedies(found, "action", code=code_span)),
         **base,
     )
 
 
 __all__ = ["BaseInfo", "BlacklistedSymbols", "Change", "ExternalLibrary", "GITHUB_COMMENT_LIMIT", "GraftedLibrary",
            "IsaProblem", "Leg", "PROBLEMS", "Report", "SCHEMA_VERSION", "STATUSES", "SymbolFile", "TagRise",
-           "TooRecentVersion", "WheelOutcome", "combine", "merge_legs", "name_platforms", "outcome_from_audit",
+           "TooRecentVersion", "WheelOutcome", "code_span", "combine", "merge_legs", "plain", "name_platforms", "outcome_from_audit",
            "outcome_from_error"]
