@@ -36,7 +36,8 @@ COPY src /opt/wheelvet/src/src
 
 # Every package, the build backend included, comes pinned with its hashes; wheelvet itself is
 # built from the copy above with that backend, without fetching anything. The pins are those of
-# wheelvet[action,fast] (PyGithub and what it needs: `pip install wheelvet` alone has no PyGithub);
+# wheelvet[action] (PyGithub and what it needs: `pip install wheelvet` alone has no PyGithub), with isal
+# (ISA-L, a dependency of wheelvet on x86_64 and aarch64 Linux);
 # the last command fails the build if the action's extra is not all there.
 RUN "${PYTHON}" -m venv /opt/wheelvet/venv \
     && /opt/wheelvet/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \

@@ -25,16 +25,70 @@ from .records import record_digest
 
 CHUNK = 1 << 20
 
-# Inflating and CRC-32 take most of a verified read.  ISA-L (the optional
-# ``isal`` package, ``pip install wheelvet[fast]``) does both with the same
-# results as zlib, about twice and seven times as fast on x86-64; without
-# it, zlib.
+# Inflating and CRC-32 take most of a verified read.  ISA-L (the ``isal``
+# package, a default dependency where PyPI has a binary wheel of it: CPython
+# on x86-64 and aarch64 Linux) does both with the same results as zlib,
+# about twice and five times as fast on x86-64; elsewhere, or when it cannot
+# be imported, zlib, silently.  ``WHEELVET_INFLATE=zlib`` asks for zlib
+# (benchmarks and tests measure the fallback with it).
 try:
+    if os.environ.get("WHEELVET_INFLATE", "").lower() == "zlib":
+        raise ImportError("zlib asked for")
+    from isal import igzip_lib as _igzip
     from isal import isal_zlib as _fast
 except ImportError:  # pragma: no cover - depends on what is installed
-    _fast = None
+    _fast = _igzip = None
 INFLATE_LIBRARY = _fast or zlib
-INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,) + ((_fast.error,) if _fast is not None else ())
+INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,) + ((_fast.error, _igzip.IsalError) if _fast is not None else ())
+
+
+class _ZlibInflater:
+    """zlib's (or a module of its interface's) raw inflater, keeping the input
+    it has not consumed yet itself."""
+
+    def __init__(self, lib) -> None:
+        self._d = lib.decompressobj(-15)
+        self._tail = b""
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data
+
+    def decompress(self, data: bytes, want: int) -> bytes:
+        piece = self._d.decompress(data or self._tail, want)
+        # (at the end of the stream, what is left of the input is in
+        # unused_data; zlib leaves a copy in unconsumed_tail too)
+        self._tail = b"" if self._d.eof else self._d.unconsumed_tail
+        return piece
+
+
+def _igzip_inflater():
+    """ISA-L's raw inflater.  igzip_lib's decompressor, not isal_zlib's
+    decompressobj: it releases the GIL while it inflates (isal 1.9's
+    decompressobj does not), so a member is inflated on one core while the
+    bytes before it are hashed and parsed on the other.  It keeps its
+    unconsumed input itself (``needs_input``), as bz2's does."""
+    return _igzip.IgzipDecompressor(flag=_igzip.DECOMP_DEFLATE, hist_bits=15)
+
+
+def new_inflater(library=None):
+    """A raw-deflate inflater (``decompress(data, want)``, ``needs_input``,
+    ``eof``, ``unused_data``) from ``library``: zlib, isal_zlib (inflated by
+    igzip_lib), or by default the fastest there is."""
+    lib = library or INFLATE_LIBRARY
+    if _fast is not None and lib is _fast:
+        return _igzip_inflater()
+    return _ZlibInflater(lib)
+
+
 _LOCAL = struct.Struct("<4s5H3I2H")  # signature .. extra field length (30 bytes)
 _LOCAL_SIG = b"PK\x03\x04"
 
@@ -112,7 +166,7 @@ _DESCRIPTOR_SIG = b"PK\x07\x08"
 _STREAM_FLAGS = 0x1 | 0x8 | 0x800
 
 
-def check_layout(fd: int, infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
+def check_layout(fd: int, infos: list[zipfile.ZipInfo], starts: dict[str, int] | None = None) -> list[tuple[str, str]]:
     """Problems with where things lie in the archive: (member, problem), the
     member "" for the archive as a whole.
 
@@ -126,6 +180,10 @@ def check_layout(fd: int, infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]
     file.  Each local header must agree with the central directory on the
     name, the flags a reader acts on, the compression method and (when no
     data descriptor follows) the CRC and sizes.
+
+    ``starts``, when given, receives where each member's data begins (its
+    local header read and checked here once, not again by each
+    :class:`MemberStream`).
     """
     size = os.fstat(fd).st_size
 
@@ -191,6 +249,8 @@ def check_layout(fd: int, infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]
             local = read_local_header(read_at, info)
         except MemberProblem as exc:
             return problems + [(name, str(exc))]
+        if starts is not None:
+            starts[name] = local.data_start
         if local.flags & _STREAM_FLAGS != info.flag_bits & _STREAM_FLAGS:
             problems.append((name, "local header flags differ from the central directory's"))
         if local.method != info.compress_type:
@@ -217,29 +277,51 @@ def check_layout(fd: int, infos: list[zipfile.ZipInfo]) -> list[tuple[str, str]]
     return problems
 
 
+# A member this large is inflated a piece ahead on a helper thread while
+# the consumer hashes and parses the piece before it (inflating, hashing
+# and CRC-32 all release the GIL): a single large library then takes about
+# its inflate time, not its inflate time plus its hash time.
+AHEAD_MIN = 4 << 20
+_AHEAD = None  # (pid, executor): one helper thread per process, made on first use
+
+
+def _ahead_pool():
+    global _AHEAD
+    if _AHEAD is None or _AHEAD[0] != os.getpid():  # (a forked worker has no thread of its parent's)
+        from concurrent.futures import ThreadPoolExecutor
+
+        _AHEAD = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="wheelvet-inflate"))
+    return _AHEAD[1]
+
+
 class MemberStream:
     """One member's content, inflated on demand and checked as it passes.
 
     ``digest`` is ``(algorithm, expected)`` from RECORD, or ``None`` to skip
-    the hash.  Raises :class:`MemberProblem` when the local header is bad.
+    the hash.  ``data_start`` is where the member's data begins when the
+    caller has already read and checked its local header
+    (:func:`check_layout` does); otherwise it is read here.  Raises
+    :class:`MemberProblem` when the local header is bad.
     """
 
     def __init__(self, fd: int, info: zipfile.ZipInfo, digest: tuple[str, str] | None = None, *,
-                 library=None) -> None:
+                 library=None, data_start: int | None = None) -> None:
         lib = library or INFLATE_LIBRARY  # zlib, or a module with its interface
         self._fd = fd
-        self._pos = data_offset(lambda offset, n: os.pread(fd, n, offset), info)
+        self._pos = data_start if data_start is not None else data_offset(
+            lambda offset, n: os.pread(fd, n, offset), info)
         self._end = self._pos + info.compress_size
         self._size = info.file_size
         self._crc_expected = info.CRC
         self._crc32 = lib.crc32
-        self._inflater = lib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
-        self._tail = b""  # compressed bytes read but not yet inflated
+        self._inflater = new_inflater(lib) if info.compress_type == zipfile.ZIP_DEFLATED else None
         self._buf = b""  # inflated bytes not yet handed out
         self._made = 0  # inflated bytes so far
         self._crc = 0
         self._hash = hashlib.new(digest[0]) if digest else None
         self._expected = digest[1].rstrip("=") if digest else None
+        self._ahead = None  # the next piece, being inflated on the helper thread
+        self._use_ahead = self._inflater is not None and info.file_size >= AHEAD_MIN
 
     # -- the stream --------------------------------------------------------
 
@@ -254,39 +336,56 @@ class MemberStream:
         not taken for the end of the data.)"""
         inflater = self._inflater
         while not inflater.eof:
-            if not self._tail and self._pos < self._end:
-                self._tail = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
-                if not self._tail:  # the archive is shorter than its directory says
+            data = b""
+            buffered = not inflater.needs_input  # it holds input of its own still
+            if not buffered and self._pos < self._end:
+                data = os.pread(self._fd, min(CHUNK, self._end - self._pos), self._pos)
+                if not data:  # the archive is shorter than its directory says
                     self._end = self._pos
-                self._pos += len(self._tail)
-            fed = len(self._tail)
-            piece = inflater.decompress(self._tail, want)
-            # (at the end of the stream, what is left of the input is in
-            # unused_data; zlib leaves a copy in unconsumed_tail too)
-            self._tail = b"" if inflater.eof else inflater.unconsumed_tail
+                self._pos += len(data)
+            piece = inflater.decompress(data, want)
             if piece:
                 return piece
-            if not fed:  # nothing to feed, and draining gave nothing
-                return b""
+            if not data and (not buffered or not inflater.needs_input):
+                return b""  # fed nothing new and drained nothing (or made no progress): nothing more will come
         return b""
 
-    def _more(self) -> bytes:
-        """The next inflated piece (at most CHUNK bytes), b"" at the end."""
-        want = min(CHUNK, self._size - self._made)
-        if want <= 0:
-            return b""
+    def _piece(self, want: int) -> bytes:
         if self._inflater is None:
             piece = os.pread(self._fd, min(want, self._end - self._pos), self._pos)
             self._pos += len(piece)
+            return piece
+        return self._inflate(want)
+
+    def _more(self) -> bytes:
+        """The next inflated piece (at most CHUNK bytes), b"" at the end."""
+        if self._ahead is not None:
+            future, self._ahead = self._ahead, None
+            piece = future.result()  # (its errors are raised here, as if inflated now)
         else:
-            piece = self._inflate(want)
+            want = min(CHUNK, self._size - self._made)
+            if want <= 0:
+                return b""
+            piece = self._piece(want)
         if not piece:
             raise MemberProblem(f"holds {self._made} bytes, not the {self._size} declared")
         self._made += len(piece)
+        if self._use_ahead and (want := min(CHUNK, self._size - self._made)) > 0:
+            self._ahead = _ahead_pool().submit(self._inflate, want)
         self._crc = self._crc32(piece, self._crc)
         if self._hash is not None:
             self._hash.update(piece)
         return piece
+
+    def close(self) -> None:
+        """Abandon the stream: wait for a piece still being inflated ahead and
+        drop it (after this the stream must not be read, nor finished)."""
+        if self._ahead is not None:
+            future, self._ahead = self._ahead, None
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - what it found does not matter any more
+                pass
 
     def peek(self, n: int) -> bytes:
         """The next ``n`` bytes (fewer at the end), without consuming them."""
@@ -310,7 +409,7 @@ class MemberStream:
         return self
 
     def __exit__(self, *exc) -> None:
-        pass  # the descriptor belongs to the caller; finish() does the checks
+        pass  # the descriptor belongs to the caller; finish() does the checks, close() abandons
 
     # -- the checks --------------------------------------------------------
 

@@ -245,3 +245,63 @@ def test_deflate_stream_cut_short(tmp_path, lib, cut):
         assert problem == f"holds {made} bytes, not the {len(body)} declared"
     else:
         assert problem == "compressed data ends before the end of its deflate stream"
+
+
+# ---------------------------------------------------------------- read-ahead
+# A member of AHEAD_MIN bytes or more is inflated a piece ahead on a helper
+# thread while the piece before it is hashed: the same bytes, the same
+# verdicts, errors raised where the piece is read, and an abandoned stream
+# leaves nothing running.
+
+
+@pytest.fixture
+def ahead_everything(monkeypatch):
+    from wheelvet import zipin
+
+    monkeypatch.setattr(zipin, "AHEAD_MIN", 1)
+    monkeypatch.setattr(zipin, "CHUNK", 4096)
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_read_ahead_gives_the_same_bytes_and_verdicts(tmp_path, lib, ahead_everything):
+    path = archive(tmp_path, BODY)
+    fh, s = open_member(path, lib, digest(BODY))
+    with fh:
+        assert s._use_ahead
+        got = s.read(5) + s.peek(70_000)
+        assert got == BODY[: len(got)]
+        assert s.finish() is None
+    fh, s = open_member(path, lib)
+    with fh:
+        assert s.read() == BODY and s.finish() is None
+    fh, s = open_member(path, lib, digest(BODY + b"x"))
+    with fh:
+        assert s.finish() == "content does not match its RECORD hash"
+    patch_central(path, size=len(BODY) + 10)
+    fh, s = open_member(path, lib)
+    with fh:
+        assert s.finish() == f"holds {len(BODY)} bytes, not the {len(BODY) + 10} declared"
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_read_ahead_reports_damage_found_on_the_helper_thread(tmp_path, lib, ahead_everything):
+    path = archive(tmp_path, os.urandom(200_000))  # stored blocks: damage far in lies in a later piece
+    data = bytearray(path.read_bytes())
+    start = 30 + len("m.so")
+    data[start + 100_000 : start + 100_100] = b"\xff" * 100
+    path.write_bytes(bytes(data))
+    fh, s = open_member(path, lib)
+    with fh:
+        problem = s.finish()
+    assert problem is not None and problem.startswith(("bad deflate data", "holds", "CRC-32"))
+
+
+@pytest.mark.parametrize("lib", LIBRARIES)
+def test_an_abandoned_stream_waits_for_its_piece_ahead(tmp_path, lib, ahead_everything):
+    path = archive(tmp_path, BODY)
+    fh, s = open_member(path, lib)
+    with fh:
+        s.read(10)
+        assert s._ahead is not None  # the next piece is on its way
+        s.close()
+        assert s._ahead is None
