@@ -234,7 +234,7 @@ def cmd_lddtree(args: argparse.Namespace, environ: dict) -> int:
 
 
 def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
-    from .repair import RepairOptions, repair_wheel
+    from .repair import RepairOptions, RepairSession, repair_wheel
 
     patcher = _patcher(args, environ)
     level = _level(args, environ)
@@ -245,25 +245,28 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
                                  disable_isa_ext_check=args.disable_isa_ext_check,
                                  allow_pure_python_wheel=args.allow_pure_python_wheel)
     status = EXIT_OK
-    for path in args.wheels:
-        try:
-            plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level, dry_run=args.dry_run,
-                                     patcher=patcher)
-        except UsageError:
-            raise
-        except WheelvetError as exc:
-            print(f"wheelvet: error: {exc}", file=sys.stderr)
-            status = max(status, exc.exit_code)
-            continue
-        if plan is None:
-            print(printable(f"{os.path.basename(path)}: pure Python wheel, copied to {out}"))
-        elif out is None:
-            print(plan.describe())
-        else:
-            grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
-            platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
-            dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
-            print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
+    # One session for the call: the wheels of a release graft the same
+    # libraries, patched and compressed once for all of them.
+    with RepairSession() as session:
+        for path in args.wheels:
+            try:
+                plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level,
+                                         dry_run=args.dry_run, patcher=patcher, session=session)
+            except UsageError:
+                raise
+            except WheelvetError as exc:
+                print(f"wheelvet: error: {exc}", file=sys.stderr)
+                status = max(status, exc.exit_code)
+                continue
+            if plan is None:
+                print(printable(f"{os.path.basename(path)}: pure Python wheel, copied to {out}"))
+            elif out is None:
+                print(plan.describe())
+            else:
+                grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
+                platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
+                dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
+                print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
     return status
 
 

@@ -4,7 +4,10 @@ auditwheel unpacks a wheel and deflates every file again.  Here a member that
 does not change is copied as it is: its compressed bytes, CRC and sizes go
 from the input archive to the output without being inflated or deflated.
 Only new or patched members are compressed, on all cores (``zlib`` releases
-the GIL, so threads suffice).
+the GIL, so threads suffice), and with a :class:`DeflateCache` each distinct
+content once per cache: the same bytes at the same level deflate to the same
+bytes, so a library grafted into every wheel of a release is compressed for
+the first and copied into the others.
 
 The output is deterministic: the caller fixes the order and the timestamps, so
 the same input gives a byte-identical archive.  Zip64 records are written when
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
+import threading
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +66,94 @@ class NewMember:
     date_time: tuple[int, int, int, int, int, int]
     mode: int = 0o644
     path: str | None = None
+    sha256: bytes | None = None  # of the content, when the caller has it: the member's key in a DeflateCache
 
     @property
     def size(self) -> int:
         return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+
+@dataclass(frozen=True)
+class Deflated:
+    """A member's content as the archive stores it: compressed bytes (in
+    memory, or in a file of a :class:`DeflateCache`), method, CRC-32, size."""
+
+    method: int
+    crc: int
+    usize: int
+    csize: int
+    payload: bytes | None = None
+    path: str | None = None
+
+    def write_to(self, out: BinaryIO) -> None:
+        if self.payload is not None:
+            out.write(self.payload)
+            return
+        with open(self.path, "rb") as f:
+            left = self.csize
+            while left:
+                chunk = f.read(min(left, CHUNK))
+                if not chunk:
+                    raise OSError(f"{self.path}: the compressed copy is shorter than it was")
+                out.write(chunk)
+                left -= len(chunk)
+
+
+class DeflateCache:
+    """Compressed members by (sha256 of their content, level), for the
+    archives one process writes in a row (a repair of several wheels).
+
+    Deflate is deterministic: the same bytes at the same level (and the same
+    pieces, :data:`PIECE`) give the same compressed bytes, so a member met
+    again is copied, not compressed again, and each archive is byte for byte
+    what it would be written alone.  Compressed copies over :data:`SPILL`
+    bytes wait in files of ``directory`` (made on first use, removed by
+    :meth:`close`), not in memory.
+    """
+
+    SPILL = 1 << 20
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._dir = directory
+        self._own_dir: str | None = None
+        self._entries: dict[tuple[bytes, int], Deflated] = {}
+        self._lock = threading.Lock()
+        self.hits = 0  # members copied from the cache (for -v and the tests)
+
+    def get(self, sha256: bytes | None, level: int) -> Deflated | None:
+        if sha256 is None:
+            return None
+        with self._lock:
+            found = self._entries.get((sha256, level))
+            if found is not None:
+                self.hits += 1
+            return found
+
+    def put(self, sha256: bytes | None, level: int, deflated: Deflated) -> Deflated:
+        if sha256 is None:
+            return deflated
+        if deflated.payload is not None and len(deflated.payload) > self.SPILL:
+            fd, path = tempfile.mkstemp(prefix="deflated-", dir=self._directory())
+            with os.fdopen(fd, "wb") as f:
+                f.write(deflated.payload)
+            deflated = Deflated(deflated.method, deflated.crc, deflated.usize, deflated.csize, None, path)
+        with self._lock:
+            return self._entries.setdefault((sha256, level), deflated)
+
+    def _directory(self) -> str:
+        if self._dir is None:
+            self._own_dir = self._dir = tempfile.mkdtemp(prefix="wheelvet-deflated-")
+        return self._dir
+
+    def close(self) -> None:
+        """Forget every entry and remove the files this cache made."""
+        import shutil
+
+        with self._lock:
+            self._entries.clear()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = self._dir = None
 
 
 Member = Union[RawMember, NewMember]
@@ -81,7 +170,7 @@ class _Prepared:
     dos_date: int
     external_attr: int
     flags: int
-    payload: bytes | None  # compressed bytes of a NewMember
+    payload: Deflated | None  # a NewMember's compressed bytes
     raw: RawMember | None
 
 
@@ -138,34 +227,55 @@ def _crc_and_size(m: NewMember) -> tuple[int, int]:
     return crc & _U32, size
 
 
-def _compress_all(new: list[NewMember], level: int, jobs: int) -> dict[int, tuple[int, bytes, int, int]]:
-    """id(member) -> (method, payload, crc, size); pieces deflated on ``jobs`` threads."""
-    out: dict[int, tuple[int, bytes, int, int]] = {}
+def _compress_all(new: list[NewMember], level: int, jobs: int,
+                  cache: DeflateCache | None = None) -> dict[int, Deflated]:
+    """id(member) -> its Deflated; pieces deflated on ``jobs`` threads, each
+    distinct content of the cache once."""
+    out: dict[int, Deflated] = {}
+    todo: list[NewMember] = []
+    first: dict[bytes, NewMember] = {}  # the same content twice in one archive: compressed once
+    for m in new:
+        found = cache.get(m.sha256, level) if cache is not None else None
+        if found is not None:
+            out[id(m)] = found
+        elif m.sha256 is not None and m.sha256 in first:
+            continue  # (filled in below from its twin)
+        else:
+            if m.sha256 is not None:
+                first[m.sha256] = m
+            todo.append(m)
     if level == 0:
-        for m in new:
+        for m in todo:
             crc, size = _crc_and_size(m)
-            out[id(m)] = (zipfile.ZIP_STORED, _read(m, 0, size), crc, size)
-        return out
-    sizes = [m.size for m in new]
-    tasks = []  # (member index, offset, length, last): largest members first
-    for i in sorted(range(len(new)), key=lambda i: -sizes[i]):
-        offsets = list(range(0, sizes[i], PIECE)) or [0]
-        for k, off in enumerate(offsets):
-            tasks.append((i, off, min(PIECE, sizes[i] - off), k == len(offsets) - 1))
-    if jobs > 1 and sum(sizes) > CHUNK:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_deflate_piece, new[i], off, n, last, level) for i, off, n, last in tasks]
-            crcs = [_crc_and_size(m) for m in new]  # meanwhile: zlib releases the GIL
-            pieces = [f.result() for f in futures]
+            out[id(m)] = Deflated(zipfile.ZIP_STORED, crc, size, size, _read(m, 0, size))
     else:
-        pieces = [_deflate_piece(new[i], off, n, last, level) for i, off, n, last in tasks]
-        crcs = [_crc_and_size(m) for m in new]
-    by_member: dict[int, list[bytes]] = {}
-    for (i, _off, _n, _last), piece in zip(tasks, pieces):
-        by_member.setdefault(i, []).append(piece)
-    for i, m in enumerate(new):
-        crc, size = crcs[i]
-        out[id(m)] = (zipfile.ZIP_DEFLATED, b"".join(by_member[i]), crc, size)
+        sizes = [m.size for m in todo]
+        tasks = []  # (member index, offset, length, last): largest members first
+        for i in sorted(range(len(todo)), key=lambda i: -sizes[i]):
+            offsets = list(range(0, sizes[i], PIECE)) or [0]
+            for k, off in enumerate(offsets):
+                tasks.append((i, off, min(PIECE, sizes[i] - off), k == len(offsets) - 1))
+        if jobs > 1 and sum(sizes) > CHUNK:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(_deflate_piece, todo[i], off, n, last, level) for i, off, n, last in tasks]
+                crcs = [_crc_and_size(m) for m in todo]  # meanwhile: zlib releases the GIL
+                pieces = [f.result() for f in futures]
+        else:
+            pieces = [_deflate_piece(todo[i], off, n, last, level) for i, off, n, last in tasks]
+            crcs = [_crc_and_size(m) for m in todo]
+        by_member: dict[int, list[bytes]] = {}
+        for (i, _off, _n, _last), piece in zip(tasks, pieces):
+            by_member.setdefault(i, []).append(piece)
+        for i, m in enumerate(todo):
+            crc, size = crcs[i]
+            payload = b"".join(by_member[i])
+            out[id(m)] = Deflated(zipfile.ZIP_DEFLATED, crc, size, len(payload), payload)
+    for m in todo:
+        if cache is not None:
+            out[id(m)] = cache.put(m.sha256, level, out[id(m)])
+    for m in new:
+        if id(m) not in out:  # a twin of a member compressed above
+            out[id(m)] = out[id(first[m.sha256])]
     return out
 
 
@@ -180,11 +290,14 @@ def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
         raise zipfile.BadZipFile(f"bad local header for {info.filename}: {exc}") from None
 
 
-def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_LEVEL, jobs: int | None = None) -> None:
-    """Write ``members`` (in the given order) as a zip archive to ``out``."""
+def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_LEVEL, jobs: int | None = None,
+              cache: DeflateCache | None = None) -> None:
+    """Write ``members`` (in the given order) as a zip archive to ``out``.
+    With a ``cache``, a new member whose ``sha256`` it holds at this level is
+    copied from it, and the others are added to it."""
     level = DEFAULT_LEVEL if level < 0 else level
     new = [m for m in members if isinstance(m, NewMember)]
-    compressed = _compress_all(new, level, jobs or min(2, os.cpu_count() or 1))
+    compressed = _compress_all(new, level, jobs or min(2, os.cpu_count() or 1), cache)
 
     prepared = []
     for m in members:
@@ -198,9 +311,9 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
             prepared.append(_Prepared(name, info.compress_type, info.CRC, info.compress_size, info.file_size,
                                       t, d, _attributes(m.mode), flags, None, m))
         else:
-            method, payload, crc, usize = compressed[id(m)]
-            prepared.append(_Prepared(name, method, crc, len(payload), usize, t, d, _attributes(m.mode), flags,
-                                      payload, None))
+            z = compressed[id(m)]
+            prepared.append(_Prepared(name, z.method, z.crc, z.csize, z.usize, t, d, _attributes(m.mode), flags,
+                                      z, None))
 
     offsets = []
     pos = 0
@@ -214,7 +327,7 @@ def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_
         out.write(header + p.name + extra)
         pos += len(header) + len(p.name) + len(extra)
         if p.payload is not None:
-            out.write(p.payload)
+            p.payload.write_to(out)
         else:
             _copy_raw(p.raw, out)
         pos += p.csize

@@ -93,3 +93,42 @@ def test_large_members_deflate_in_pieces_into_one_valid_stream(tmp_path, monkeyp
     single = zlib.compressobj(6, zlib.DEFLATED, -15)
     whole = len(single.compress(data) + single.flush())
     assert info.compress_size <= whole * 1.01  # pieces primed with their window cost almost nothing
+
+
+def test_a_deflate_cache_gives_the_same_archives_compressing_each_content_once(tmp_path, monkeypatch):
+    import hashlib
+
+    from wheelvet import zipout
+    from wheelvet.zipout import DeflateCache
+
+    shared = os.urandom(1_500_000) + b"shared library " * 200_000  # ~4.5 MB, 1.5 MB deflated: spilled to a file
+    big = tmp_path / "lib.so"
+    big.write_bytes(shared)
+    digest = hashlib.sha256(shared).digest()
+
+    def archives(cache):
+        outs = []
+        for k in range(3):
+            own = f"module {k}".encode() * 1000
+            members = [NewMember("pkg.libs/lib.so", None, T, path=str(big), sha256=digest),
+                       NewMember(f"pkg/m{k}.so", own, T, sha256=hashlib.sha256(own).digest()),
+                       NewMember("again/lib.so", shared, T, sha256=digest)]  # the same content twice in one archive
+            buf = io.BytesIO()
+            write_zip(buf, members, level=6, jobs=2, cache=cache)
+            outs.append(buf.getvalue())
+        return outs
+
+    alone = archives(None)
+    deflated = []
+    real = zipout._deflate_piece
+    monkeypatch.setattr(zipout, "_deflate_piece", lambda m, *a: deflated.append(m.name) or real(m, *a))
+    cache = DeflateCache()
+    assert archives(cache) == alone  # byte for byte
+    assert deflated.count("pkg.libs/lib.so") + deflated.count("again/lib.so") == -(-len(shared) // zipout.PIECE)
+    assert cache.hits == 4  # both copies, in the second and third archives
+    spilled = cache._directory()
+    assert os.listdir(spilled)  # the large compressed copy waited in a file
+    cache.close()
+    assert not os.path.exists(spilled)
+    with zipfile.ZipFile(io.BytesIO(alone[2])) as zf:
+        assert zf.read("pkg.libs/lib.so") == zf.read("again/lib.so") == shared and zf.testzip() is None

@@ -5,7 +5,10 @@
 * :mod:`.patcher`: the :class:`Edit` each ELF file needs and the
   :class:`Patcher` that makes it (patchelf and strip by default);
 * :mod:`.apply`: :func:`apply_plan`, patch, verify, write the archive under
-  a temporary name, audit it again, rename it into place.
+  a temporary name, audit it again, rename it into place; a
+  :class:`RepairSession` shares what the repairs of one call have in common
+  (patched files, compressed members) so that a wheelhouse costs about one
+  wheel.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 from ..audit import AuditOptions, analyze
 from ..errors import RepairFailed, RepairRefused
 from ..wheelfile import read_wheel
-from .apply import apply_plan, copy_atomically, plan_edits
+from .apply import RepairSession, apply_plan, copy_atomically, plan_edits
 from .patcher import Edit, NoPatcher, Patchelf, Patcher, find_patchelf, patcher_named
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
 from .sbom import OwnerLookup, build_sbom
@@ -25,8 +28,14 @@ log = logging.getLogger(__name__)
 
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
                  dry_run: bool = False, patcher: Patcher | None = None,
-                 owners: OwnerLookup | None = None) -> tuple[RepairPlan | None, str | None]:
-    """Plan and (unless ``dry_run``) apply the repair of one wheel."""
+                 owners: OwnerLookup | None = None,
+                 session: RepairSession | None = None) -> tuple[RepairPlan | None, str | None]:
+    """Plan and (unless ``dry_run``) apply the repair of one wheel.
+
+    Several wheels in a row share one ``session`` (``with RepairSession() as
+    session:``): each distinct library is then patched and compressed once
+    for all of them, and each output is what repairing its wheel alone
+    writes."""
     analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
     if analysis.audit.pure:
         if analysis.audit.error is None:  # --allow-pure-python-wheel: copied as it is
@@ -40,9 +49,9 @@ def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options:
     if dry_run:
         return plan, None
     return plan, apply_plan(plan, analysis, out_dir, level=level, environ=dict(audit_options.environ),
-                            audit_options=audit_options, patcher=patcher, owners=owners)
+                            audit_options=audit_options, patcher=patcher, owners=owners, session=session)
 
 
 __all__ = ["Edit", "Graft", "NoPatcher", "OwnerLookup", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
-           "RepairRefused", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "patcher_named", "plan_edits", "plan_repair",
+           "RepairRefused", "RepairSession", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "patcher_named", "plan_edits", "plan_repair",
            "repair_wheel"]

@@ -7,10 +7,19 @@ result, writes the archive under a temporary name in the output directory
 (unchanged members copied as compressed bytes, RECORD rewritten by
 :mod:`wheelvet.records`), audits the written wheel again, and only then
 renames it into place: a failure leaves nothing in the output directory.
+
+A :class:`RepairSession` is what the repairs of one call share (``wheelvet
+repair dist/*.whl``, the action's wheels): each distinct (input bytes, edit)
+is patched, stripped and verified once, and each distinct new member is
+compressed once (:class:`~wheelvet.zipout.DeflateCache`); every output is
+byte for byte what repairing its wheel alone writes.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -19,13 +28,14 @@ import tempfile
 import threading
 import time
 import zipfile
+from dataclasses import dataclass
 
 from ..audit import Analysis, AuditOptions, analyze
 from ..elf import ElfFacts, inspect_structure
 from ..errors import RepairFailed, WheelvetError
-from ..records import inconsistencies, record_hash, record_hash_file, record_map, render_record
+from ..records import inconsistencies, record_hash, record_map, render_record
 from ..wheelfile import read_wheel
-from ..zipout import NewMember, RawMember, write_zip
+from ..zipout import DeflateCache, NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
 from .sbom import OwnerLookup, build_sbom
@@ -34,11 +44,104 @@ log = logging.getLogger(__name__)
 
 
 def _record_row(m: NewMember) -> tuple[str, str]:
-    """RECORD's hash and size of a new member (a file is read in chunks)."""
-    if m.data is not None:
-        return record_hash(m.data), str(len(m.data))
-    digest, size = record_hash_file(m.path)
-    return digest, str(size)
+    """RECORD's hash and size of a new member (its ``sha256``, which the
+    member carries: it is also its key in the session's DeflateCache)."""
+    return "sha256=" + base64.urlsafe_b64encode(m.sha256).rstrip(b"=").decode(), str(m.size)
+
+
+def _sha256_file(path: str) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
+
+
+def _with_digest(m: NewMember) -> NewMember:
+    if m.sha256 is not None:
+        return m
+    digest = hashlib.sha256(m.data).digest() if m.data is not None else _sha256_file(m.path)
+    return dataclasses.replace(m, sha256=digest)
+
+
+@dataclass(frozen=True)
+class _Patched:
+    """One ELF file as a repair made it: patched, stripped if asked, verified."""
+
+    path: str  # in the session's directory; never changed once there
+    sha256: bytes
+    facts: ElfFacts
+
+
+class RepairSession:
+    """What the repairs of one call share, so that a wheelhouse costs about
+    one wheel: the wheels of one release graft the same libraries (libxml2,
+    libicu's 30 MB data library, OpenSSL), and each would patch and compress
+    them again.
+
+    * patched files, by (sha256 of the input bytes, the edit, strip, the
+      patcher): identical input and identical edits give identical output
+      (patchelf and strip are deterministic), so each is made and verified
+      once;
+    * compressed members, by (sha256 of the content, level): the session's
+      :class:`~wheelvet.zipout.DeflateCache`.
+
+    Facts of host libraries are cached per process already
+    (:class:`wheelvet.resolve.HostFiles`).  Use it as a context manager (its
+    files live in a temporary directory until :meth:`close`), and pass it to
+    every :func:`apply_plan` (or :func:`wheelvet.repair.repair_wheel`) of
+    the call.  One thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self.deflated = DeflateCache()
+        self._patched: dict[tuple, _Patched] = {}
+        self._file_digests: dict[tuple[int, int, int, int], bytes] = {}
+        self.patched_hits = 0  # files not patched again (for -v and the tests)
+
+    def __enter__(self) -> RepairSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.deflated.close()
+        self._patched.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def directory(self) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="wheelvet-session-")
+        return self._dir
+
+    def file_sha256(self, path: str) -> bytes:
+        """sha256 of a host file, hashed once per identity (device, inode,
+        size, mtime) for the session."""
+        st = os.stat(path)
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity not in self._file_digests:
+            self._file_digests[identity] = _sha256_file(path)
+        return self._file_digests[identity]
+
+    def find_patched(self, key: tuple) -> _Patched | None:
+        found = self._patched.get(key)
+        if found is not None:
+            self.patched_hits += 1
+        return found
+
+    def keep_patched(self, key: tuple, work_path: str, facts: ElfFacts) -> _Patched:
+        """Move a patched and verified work file into the session, under its key."""
+        if key in self._patched:
+            return self._patched[key]
+        fd, path = tempfile.mkstemp(prefix="patched-", dir=self.directory())
+        os.close(fd)
+        shutil.move(work_path, path)
+        kept = self._patched[key] = _Patched(path, _sha256_file(path), facts)
+        return kept
 
 
 def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
@@ -77,28 +180,48 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
 
 def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
     """The edits of a plan, on the work copies ``paths`` (final member -> file)."""
-    edits = [Edit(paths[p.target], p.member, replace_needed=p.replace_needed, remove_needed=p.remove_needed,
-                  rpath=p.rpath, runpath=plan.runpath) for p in plan.patches]
-    edits += [Edit(paths[g.member], f"{g.member} (grafted from {g.source})", soname=g.new_soname,
-                   replace_needed=g.replace_needed, rpath=g.rpath, clear_rpath=g.rpath is None, runpath=plan.runpath)
-              for g in plan.grafts]
+    edits = [_patch_edit(plan, p, paths[p.target]) for p in plan.patches]
+    edits += [_graft_edit(plan, g, paths[g.member]) for g in plan.grafts]
     return edits
+
+
+def _patch_edit(plan: RepairPlan, p, path: str) -> Edit:
+    return Edit(path, p.member, replace_needed=p.replace_needed, remove_needed=p.remove_needed, rpath=p.rpath,
+                runpath=plan.runpath)
+
+
+def _graft_edit(plan: RepairPlan, g, path: str) -> Edit:
+    return Edit(path, f"{g.member} (grafted from {g.source})", soname=g.new_soname, replace_needed=g.replace_needed,
+                rpath=g.rpath, clear_rpath=g.rpath is None, runpath=plan.runpath)
+
+
+def _patcher_key(patcher: Patcher) -> tuple:
+    """What tells two patchers' outputs apart: another class, another program
+    (patchelf, lief-patchelf), another strip.  (Not the binary's path, which a
+    Patchelf finds on its first use: the same program within a process.)"""
+    return (type(patcher).__module__, type(patcher).__qualname__, getattr(patcher, "program", None),
+            getattr(patcher, "strip_binary", None))
 
 
 def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
                environ: dict | None = None, audit_options: AuditOptions | None = None,
-               patcher: Patcher | None = None, owners: OwnerLookup | None = None) -> str:
+               patcher: Patcher | None = None, owners: OwnerLookup | None = None,
+               session: RepairSession | None = None) -> str:
     """Carry out ``plan``; returns the path of the verified output wheel.
 
     ``owners`` finds the package of each grafted library for the SBOM (by
-    default the process's dpkg/rpm/apk lookup)."""
+    default the process's dpkg/rpm/apk lookup).  ``session`` shares patched
+    files and compressed members with the other repairs of the call (the
+    output is the same with or without it)."""
     environ = dict(os.environ if environ is None else environ)
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
     tmp_out = _temporary_name(out_dir, plan.out_name)
+    own_session = session is None
+    session = session if session is not None else RepairSession()
     work = tempfile.mkdtemp(prefix="wheelvet-repair-")
     try:
-        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners)
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners, session)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         log.info("verified %s: it meets %s, its RECORD matches its files", plan.out_name, ", ".join(plan.tags))
         os.replace(tmp_out, final)
@@ -108,6 +231,8 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     finally:
         shutil.rmtree(work, ignore_errors=True)
         _remove_quietly(tmp_out)
+        if own_session:
+            session.close()
 
 
 def _make_output_dir(out_dir: str) -> None:
@@ -137,49 +262,72 @@ def _remove_quietly(path: str) -> None:
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
-           patcher: Patcher, owners: OwnerLookup | None) -> dict:
+           patcher: Patcher, owners: OwnerLookup | None, session: RepairSession) -> dict:
     # The output's RECORD vouches for the members copied raw, so the input
     # must have been read with its RECORD hashes checked (read_wheel's default).
     if analysis.contents is None or not analysis.contents.verified:
         read_wheel(plan.wheel)
-    changed: dict[str, str] = {}  # archive member (final name) -> file in work
+    changed: dict[str, str] = {}  # archive member (final name) -> its patched file
+    digests: dict[str, bytes] = {}  # archive member -> sha256 of that file
+    new_facts: dict[str, ElfFacts] = {}  # what the output's new ELF members hold, checked once
     with zipfile.ZipFile(plan.wheel) as zf:
         fixed = _date_time(environ.get("SOURCE_DATE_EPOCH"))
         files = [i for i in zf.infolist() if not i.is_dir()]
         newest = max((i.date_time for i in files), default=(1980, 1, 1, 0, 0, 0))
+        targets = {p.member: p.target for p in plan.patches}
+        stripped = {targets.get(m, m) for m in plan.strip}
+        patcher_key = _patcher_key(patcher)
+
+        # Each file to patch: its input bytes, its edit and what it must be
+        # once patched; one the session has made from the same bytes with
+        # the same edit is taken as it is.
+        todo = []  # (member, key, work file, edit, checks)
         for i, p in enumerate(plan.patches):
             dest = os.path.join(work, f"m{i}")
+            h = hashlib.sha256()
             with zf.open(p.member) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            changed[p.target] = dest
+                while chunk := src.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            edit = _patch_edit(plan, p, dest)
+            checks = dict(soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
+                          needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
+            todo.append((p.target, h.digest(), dest, edit, checks))
         for i, g in enumerate(plan.grafts):
             dest = os.path.join(work, f"g{i}")
-            shutil.copyfile(g.source, dest)
-            os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
-            changed[g.member] = dest
+            edit = _graft_edit(plan, g, dest)
+            checks = dict(soname=g.new_soname, needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
+                          runpath=plan.runpath)
+            todo.append((g.member, session.file_sha256(g.source), dest, edit, checks, g.source))
+        pending = []
+        for member, digest, dest, edit, checks, *source in todo:
+            key = (digest, dataclasses.replace(edit, path="", what=""), member in stripped, patcher_key)
+            made = session.find_patched(key)
+            if made is not None:
+                changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
+                log.info("%s: patched as in an earlier wheel of this call", member)
+                continue
+            if source:
+                shutil.copyfile(source[0], dest)
+                os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
+            pending.append((member, key, dest, edit, checks))
 
-        if plan.strip:
-            targets = {p.member: p.target for p in plan.patches}
-            patcher.strip([(changed[targets.get(m, m)], m) for m in plan.strip if targets.get(m, m) in changed])
-        patcher.apply(plan_edits(plan, changed))
-
-        new_facts = {}  # what the output's new ELF members hold, checked here once
-        for p in plan.patches:
-            new_facts[p.target] = _verify_file(
-                changed[p.target], p.target, soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
-                needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
-        for g in plan.grafts:
-            new_facts[g.member] = _verify_file(changed[g.member], g.member, soname=g.new_soname,
-                                               needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
-                                               runpath=plan.runpath)
+        to_strip = [(dest, member) for member, _k, dest, _e, _c in pending if member in stripped]
+        if to_strip:
+            patcher.strip(to_strip)
+        patcher.apply([edit for *_, edit, _c in pending])
+        for member, key, dest, _edit, checks in pending:
+            facts = _verify_file(dest, member, **checks)
+            made = session.keep_patched(key, dest, facts)
+            changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
 
         elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
         sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
         if sbom is not None:
             log.info("sbom: %s (%d bytes)", plan.sbom, len(sbom))
-        members = _members(plan, zf, files, changed, fixed, newest, elf, sbom)
+        members = _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom)
         with open(tmp_out, "wb") as out:
-            write_zip(out, members, level=level)
+            write_zip(out, members, level=level, cache=session.deflated)
             out.flush()
             os.fsync(out.fileno())
     return new_facts
@@ -215,7 +363,7 @@ def _input_mode(info: zipfile.ZipInfo) -> int:
     return (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
 
 
-def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
+def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom):
     dist_info = _dist_info(i.filename for i in files)
     record_name = f"{dist_info}/RECORD"
     wheel_name = f"{dist_info}/WHEEL"
@@ -238,7 +386,8 @@ def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
                                       mode=member_mode(name, None, marked=marked))
         elif name in changed:
             entries[name] = NewMember(name, None, fixed or info.date_time,
-                                      mode=member_mode(name, elf.get(name), marked=marked), path=changed[name])
+                                      mode=member_mode(name, elf.get(name), marked=marked), path=changed[name],
+                                      sha256=digests[name])
         else:
             entries[name] = RawMember(name, zf, info, fixed or info.date_time,
                                       mode=member_mode(name, elf.get(name), marked=marked))
@@ -249,13 +398,14 @@ def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
             moved_from = next((p.member for p in plan.patches if p.new_member == name), None)
             marked = _input_mode(zf.getinfo(moved_from)) if moved_from else 0
             entries[name] = NewMember(name, None, stamp, mode=member_mode(name, elf.get(name), marked=marked),
-                                      path=path)
+                                      path=path, sha256=digests[name])
 
     # RECORD: hashes of copied members come from the input RECORD when it
     # lists the same size; anything else is hashed here.
     rows = []
-    for name, m in entries.items():
+    for name, m in list(entries.items()):
         if isinstance(m, NewMember):
+            entries[name] = m = _with_digest(m)
             rows.append((name, *_record_row(m)))
         else:
             old = old_record.get(name)
@@ -266,7 +416,7 @@ def _members(plan, zf, files, changed, fixed, newest, elf, sbom):
     # Sorted, with the .dist-info directory last (RECORD last of all).
     order = sorted(entries, key=lambda n: (n.split("/", 1)[0] == dist_info, n))
     members = [entries[n] for n in order]
-    members.append(NewMember(record_name, render_record(rows, dist_info), stamp))
+    members.append(_with_digest(NewMember(record_name, render_record(rows, dist_info), stamp)))
     return members
 
 
@@ -347,4 +497,4 @@ def copy_atomically(path: str, out_dir: str) -> str:
     return final
 
 
-__all__ = ["apply_plan", "copy_atomically", "plan_edits"]
+__all__ = ["RepairSession", "apply_plan", "copy_atomically", "plan_edits"]

@@ -1,0 +1,112 @@
+"""Repairing a wheelhouse in one call: every distinct library patched and
+compressed once for all the wheels, every output byte for byte what repairing
+its wheel alone writes (issue 16)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support import build_extension, clean_env, write_wheel
+
+from test_repair import run
+
+PYTHONS = ("cp39", "cp310", "cp311", "cp312")
+
+
+def release(tmp_path: Path, libs: Path) -> list[Path]:
+    """One project built "for" several Pythons, as a release is: an extension
+    module of its own in each (different bytes), all needing libA (and so
+    libB); and a second project needing the same libraries."""
+    wheels = []
+    for k, py in enumerate(PYTHONS):
+        ext = build_extension(tmp_path / f"build-{py}", "spam", f"-L{libs}", "-l:libA.so.1",
+                              body="int a_value(void);", call=f"a_value() + {k}")
+        files = {"pkg/__init__.py": b"", f"pkg/{ext.name}": ext.read_bytes()}
+        wheels.append(write_wheel(tmp_path / "dist" / f"pkg-1.0-{py}-{py}-linux_x86_64.whl", files,
+                                  tag=f"{py}-{py}-linux_x86_64"))
+    ext = build_extension(tmp_path / "build-other", "eggs", f"-L{libs}", "-l:libA.so.1",
+                          body="int a_value(void);", call="a_value()")
+    wheels.append(write_wheel(tmp_path / "dist" / "other-2.0-cp311-cp311-linux_x86_64.whl",
+                              {"other/__init__.py": b"", f"other/{ext.name}": ext.read_bytes()}))
+    return wheels
+
+
+@pytest.mark.parametrize("extra", [(), ("--strip", "-z", "1")], ids=["default", "strip-z1"])
+def test_a_wheelhouse_is_byte_identical_to_each_wheel_repaired_alone(tmp_path, libs, extra):
+    wheels = release(tmp_path, libs)
+    env = clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000")
+    alone = {}
+    for i, whl in enumerate(wheels):
+        out = tmp_path / f"alone-{i}"
+        p = run("repair", "-w", str(out), *extra, str(whl), env=env)
+        assert p.returncode == 0, p.stderr
+        [written] = out.iterdir()
+        alone[written.name] = written.read_bytes()
+    together = tmp_path / "together"
+    p = run("-v", "repair", "-w", str(together), *extra, *map(str, wheels), env=env)
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.name for f in together.iterdir()) == sorted(alone)
+    for name, data in alone.items():
+        assert (together / name).read_bytes() == data, name
+    # ... and the libraries were patched for the first wheel only: libA and
+    # libB for each of the others, never the extension modules (other bytes).
+    reused = [line for line in p.stderr.splitlines() if line.endswith("patched as in an earlier wheel of this call")]
+    assert len(reused) == 2 * (len(wheels) - 1), p.stderr
+    assert all(".libs/lib" in line for line in reused)
+    with zipfile.ZipFile(together / next(iter(alone))) as zf:
+        assert len([n for n in zf.namelist() if ".libs/" in n]) == 2
+
+
+class CountingPatcher:
+    """patchelf and strip, counting the files each is asked to change."""
+
+    def __init__(self) -> None:
+        from wheelvet.repair import Patchelf
+
+        self.inner = Patchelf()
+        self.program = "patchelf"
+        self.edited: list[str] = []
+
+    def strip(self, targets):
+        self.inner.strip(targets)
+
+    def apply(self, edits):
+        self.edited += [e.what for e in edits]
+        self.inner.apply(edits)
+
+
+def test_one_session_patches_and_compresses_each_library_once(tmp_path, libs):
+    from wheelvet.audit import AuditOptions
+    from wheelvet.repair import RepairOptions, RepairSession, repair_wheel
+
+    wheels = release(tmp_path, libs)
+    options = AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs)))
+    patcher = CountingPatcher()
+    with RepairSession() as session:
+        for whl in wheels:
+            repair_wheel(str(whl), str(tmp_path / "out"), RepairOptions(), options, patcher=patcher, session=session)
+        grafted = [w for w in patcher.edited if "grafted from" in w]
+        assert len(grafted) == 2  # libA and libB, for the first wheel
+        assert len(patcher.edited) == 2 + len(wheels)  # and each wheel's own extension module
+        assert session.patched_hits == 2 * (len(wheels) - 1)
+        assert session.deflated.hits >= 2 * (len(wheels) - 1)  # their compressed bytes copied (and any WHEEL file alike)
+        directory = session.directory()
+    assert not Path(directory).exists()  # the session's files go with it
+    assert len(list((tmp_path / "out").iterdir())) == len(wheels)
+
+
+def test_a_patcher_of_another_program_does_not_reuse_the_files_of_the_first(tmp_path, libs):
+    from wheelvet.audit import AuditOptions
+    from wheelvet.repair import RepairOptions, RepairSession, repair_wheel
+
+    wheels = release(tmp_path, libs)[:2]
+    options = AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs)))
+    first, second = CountingPatcher(), CountingPatcher()
+    second.program = "lief-patchelf"  # (its key differs: nothing it would make is taken from the first)
+    with RepairSession() as session:
+        repair_wheel(str(wheels[0]), str(tmp_path / "a"), RepairOptions(), options, patcher=first, session=session)
+        repair_wheel(str(wheels[1]), str(tmp_path / "b"), RepairOptions(), options, patcher=second, session=session)
+    assert len([w for w in second.edited if "grafted from" in w]) == 2
