@@ -35,10 +35,11 @@ from ..elf import ElfFacts, inspect_structure
 from ..errors import RepairFailed, WheelvetError
 from ..records import inconsistencies, record_hash, record_map, render_record
 from ..wheelfile import read_wheel
+from ..zipin import INFLATE_ERRORS, MemberProblem, MemberStream
 from ..zipout import DeflateCache, NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
-from .sbom import OwnerLookup, build_sbom
+from .sbom import OwnerLookup, build_sbom, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ class RepairSession:
         self._dir: str | None = None
         self.deflated = DeflateCache()
         self._patched: dict[tuple, _Patched] = {}
-        self._file_digests: dict[tuple[int, int, int, int], bytes] = {}
         self.patched_hits = 0  # files not patched again (for -v and the tests)
 
     def __enter__(self) -> RepairSession:
@@ -117,15 +117,6 @@ class RepairSession:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="wheelvet-session-")
         return self._dir
-
-    def file_sha256(self, path: str) -> bytes:
-        """sha256 of a host file, hashed once per identity (device, inode,
-        size, mtime) for the session."""
-        st = os.stat(path)
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if identity not in self._file_digests:
-            self._file_digests[identity] = _sha256_file(path)
-        return self._file_digests[identity]
 
     def find_patched(self, key: tuple) -> _Patched | None:
         found = self._patched.get(key)
@@ -285,10 +276,19 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         for i, p in enumerate(plan.patches):
             dest = os.path.join(work, f"m{i}")
             h = hashlib.sha256()
-            with zf.open(p.member) as src, open(dest, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
+            # (inflated by zipin's fastest inflater, ISA-L where it is: a release's
+            # extension modules are most of what each of its wheels must make anew)
+            try:
+                src = MemberStream(zf.fp.fileno(), zf.getinfo(p.member))
+                with open(dest, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+                problem = src.finish()
+            except (MemberProblem, *INFLATE_ERRORS) as exc:  # (the wheel changed since it was read)
+                problem = str(exc)
+            if problem:
+                raise RepairFailed(f"{p.member} cannot be read again: {problem}")
             edit = _patch_edit(plan, p, dest)
             checks = dict(soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
                           needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
@@ -298,7 +298,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             edit = _graft_edit(plan, g, dest)
             checks = dict(soname=g.new_soname, needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
                           runpath=plan.runpath)
-            todo.append((g.member, session.file_sha256(g.source), dest, edit, checks, g.source))
+            todo.append((g.member, bytes.fromhex(file_sha256(g.source)), dest, edit, checks, g.source))
         pending = []
         for member, digest, dest, edit, checks, *source in todo:
             key = (digest, dataclasses.replace(edit, path="", what=""), member in stripped, patcher_key)

@@ -11,7 +11,6 @@ after their hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from ..escape import printable
 from ..policy import Policy, PolicySet
 from ..resolve import LIBPYTHON_RE, entries_inside_wheel
 from ..shortfall import explain, shortfalls
-from .sbom import SBOM_MEMBER
+from .sbom import SBOM_MEMBER, file_sha256
 
 ANDROID_RUNPATH_API = 24  # the first API level whose loader reads DT_RUNPATH
 
@@ -106,12 +105,8 @@ class RepairPlan:
 
 
 def content_hash(path: str) -> str:
-    """The first 8 hex digits of a file's sha256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:8]
+    """The first 8 hex digits of a file's sha256 (hashed once per process: sbom.file_sha256)."""
+    return file_sha256(path)[:8]
 
 
 def grafted_name(source: str, hash8=content_hash) -> str:

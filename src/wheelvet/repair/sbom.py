@@ -286,12 +286,24 @@ def render_sbom(out_name: str, files: Sequence[GraftedFile]) -> bytes:
     return json.dumps(document).encode("ascii")
 
 
+_FILE_SHA256: dict[tuple[str, int, int, int, int], str] = {}
+
+
 def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The hex sha256 of a host file, hashed once per process while the file
+    keeps its identity (device, inode, size, mtime): the grafted name, the
+    SBOM and a repair session's keys all ask it of the same libraries, for
+    every wheel of a call."""
+    st = os.stat(path)
+    identity = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    found = _FILE_SHA256.get(identity)
+    if found is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        found = _FILE_SHA256[identity] = h.hexdigest()
+    return found
 
 
 def build_sbom(out_name: str, grafts: Iterable[tuple[str | None, str]], lookup: OwnerLookup | None = None) -> bytes:
