@@ -15,6 +15,14 @@ round after round (so slow drifts of the machine hit every leg alike):
   inflate     decompress every ELF member of the wheel with zipfile and
               throw the bytes away: the floor for any tool that has to read
               all of the wheel's binaries (see select_elf_members()).
+  floor       inflate every member once, with the best inflater there is
+              (ISA-L's igzip_lib when isal is installed, else zlib), on one
+              core: the bound the issue-16 target is stated against.
+  default     wheelvet show from a fresh venv holding a plain
+              `pip install <checkout>` (no extras: what cibuildwheel users
+              and the image get), made before the first round.
+  zlib        wheelvet show with WHEELVET_INFLATE=zlib (the fallback where
+              isal has no wheel).
 
 Wall time is the best of N runs; peak RSS is that child's own ru_maxrss, read
 with os.wait4() on its pid (RUSAGE_CHILDREN would mix all children together),
@@ -65,6 +73,9 @@ WHEELS = (
     WheelTarget("scipy", ("scipy==1.18.*", "scipy==1.17.*"), 10.0, python="3.12"),
 )
 MAX_INFLATE_RATIO = 2.0  # wheelvet within 2x of the inflate floor
+MAX_FLOOR_RATIO = 1.2  # torch: the default install within 1.2x of inflating every member once (issue 16)
+MIN_DEFAULT_SPEEDUP = {"torch": 25.0}  # the default install against auditwheel (issue 16)
+LEG_NAMES = ("auditwheel", "wheelvet", "default", "zlib", "inflate", "floor")
 MAX_RSS_MB = 400.0  # wheelvet's peak RSS
 
 # pip download options: a cp311 manylinux x86_64 wheel whatever Python runs
@@ -127,6 +138,57 @@ def inflate(wheel: str, how: str, mode: str) -> int:
                     while chunk := f.read(1 << 20):
                         total += len(chunk)
     return total
+
+
+def best_inflater():
+    """(name, factory of a raw-deflate decompressor with a ``decompress(data)``)."""
+    try:
+        from isal import igzip_lib
+    except ImportError:
+        import zlib
+
+        return "zlib", lambda: zlib.decompressobj(-15)
+    return "isal.igzip_lib", lambda: igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_DEFLATE, hist_bits=15)
+
+
+def floor(wheel: str) -> int:
+    """Inflate every member once, 1 MiB of compressed bytes at a time, with the best
+    inflater, and throw the bytes away; returns the bytes inflated."""
+    import struct
+
+    _, new = best_inflater()
+    total = 0
+    with zipfile.ZipFile(wheel) as zf:
+        fd = zf.fp.fileno()
+        for info in zf.infolist():
+            if info.is_dir() or info.compress_type != zipfile.ZIP_DEFLATED:
+                continue
+            head = os.pread(fd, 30, info.header_offset)
+            name_len, extra_len = struct.unpack_from("<HH", head, 26)
+            pos = info.header_offset + 30 + name_len + extra_len
+            end = pos + info.compress_size
+            d = new()
+            while pos < end:
+                chunk = os.pread(fd, min(1 << 20, end - pos), pos)
+                pos += len(chunk)
+                total += len(d.decompress(chunk))
+    return total
+
+
+def default_install(scratch: Path, log) -> Path:
+    """A fresh venv with a plain `pip install` of this checkout (no extras); its python."""
+    venv_dir = scratch / "default-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
+    py = venv_dir / "bin" / "python"
+    t0 = time.perf_counter()
+    done = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install {REPO} failed: {done.stderr.strip()[-500:]}")
+    probe = subprocess.run([str(py), "-c", "from wheelvet.zipin import INFLATE_LIBRARY; print(INFLATE_LIBRARY.__name__)"],
+                           capture_output=True, text=True)
+    log(f"default install: {venv_dir} in {time.perf_counter() - t0:.1f} s, inflating with {probe.stdout.strip()}")
+    return py
 
 
 # --------------------------------------------------------------------------
@@ -300,19 +362,26 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def evaluate(key: str, target: WheelTarget, legs: dict[str, Leg]) -> list[dict]:
-    aw, wv, inf = legs["auditwheel"], legs["wheelvet"], legs["inflate"]
+    aw, wv, inf, flo, dflt = (legs[k] for k in ("auditwheel", "wheelvet", "inflate", "floor", "default"))
     speedup = ratio(aw.best_s, wv.best_s)
     vs_inflate = ratio(wv.best_s, inf.best_s)
     checks = [
-        (f"speedup >= {target.min_speedup:g}x", speedup, lambda v: v >= target.min_speedup, "x"),
-        (f"wheelvet/inflate <= {MAX_INFLATE_RATIO:g}", vs_inflate, lambda v: v <= MAX_INFLATE_RATIO, "x"),
-        (f"wheelvet peak RSS < {MAX_RSS_MB:g} MB", wv.peak_rss_mb, lambda v: v < MAX_RSS_MB, " MB"),
+        (f"speedup >= {target.min_speedup:g}x", speedup, lambda v: v >= target.min_speedup, (aw, wv)),
+        (f"wheelvet/inflate <= {MAX_INFLATE_RATIO:g}", vs_inflate, lambda v: v <= MAX_INFLATE_RATIO, (wv, inf)),
+        (f"wheelvet peak RSS < {MAX_RSS_MB:g} MB", wv.peak_rss_mb, lambda v: v < MAX_RSS_MB, (wv,)),
     ]
+    if key in MIN_DEFAULT_SPEEDUP:
+        want = MIN_DEFAULT_SPEEDUP[key]
+        checks += [
+            (f"default install speedup >= {want:g}x", ratio(aw.best_s, dflt.best_s), lambda v: v >= want, (aw, dflt)),
+            (f"default install/floor <= {MAX_FLOOR_RATIO:g}", ratio(dflt.best_s, flo.best_s),
+             lambda v: v <= MAX_FLOOR_RATIO, (dflt, flo)),
+        ]
     out = []
-    for label, value, ok, unit in checks:
+    for label, value, ok, used in checks:
         why = None
         if value is None:
-            why = "; ".join(f"{leg.name} failed" for leg in (aw, wv, inf) if leg.error) or "not measured"
+            why = "; ".join(f"{leg.name} failed" for leg in used if leg.error) or "not measured"
         out.append({
             "wheel": key,
             "target": label,
@@ -324,21 +393,26 @@ def evaluate(key: str, target: WheelTarget, legs: dict[str, Leg]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = ["wheel", "auditwheel s", "wheelvet s", "speedup", "inflate s",
-            "wv/inflate", "aw MB", "wv MB", "inflate MB"]
+    head = ["wheel", "auditwheel s", "wheelvet s", "speedup", "default s", "speedup", "zlib s", "speedup",
+            "floor s", "dflt/floor", "inflate s", "wv/inflate", "aw MB", "wv MB"]
     body = []
     for r in rows:
-        aw, wv, inf = (r["legs"][k] for k in ("auditwheel", "wheelvet", "inflate"))
+        aw, wv, dflt, zl, inf, flo = (r["legs"][k] for k in LEG_NAMES)
         body.append([
             r["key"],
             fmt(aw.best_s, ".2f", aw),
             fmt(wv.best_s, ".3f", wv),
             fmt(ratio(aw.best_s, wv.best_s), ".1f", aw, wv),
+            fmt(dflt.best_s, ".3f", dflt),
+            fmt(ratio(aw.best_s, dflt.best_s), ".1f", aw, dflt),
+            fmt(zl.best_s, ".3f", zl),
+            fmt(ratio(aw.best_s, zl.best_s), ".1f", aw, zl),
+            fmt(flo.best_s, ".3f", flo),
+            fmt(ratio(dflt.best_s, flo.best_s), ".2f", dflt, flo),
             fmt(inf.best_s, ".2f", inf),
             fmt(ratio(wv.best_s, inf.best_s), ".2f", wv, inf),
             fmt(aw.peak_rss_mb, ".0f", aw),
             fmt(wv.peak_rss_mb, ".0f", wv),
-            fmt(inf.peak_rss_mb, ".0f", inf),
         ])
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
 
@@ -405,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         _, wheel, how, mode = argv
         inflate(wheel, how, mode)
         return 0
+    if argv[:1] == ["_floor"]:  # child process of the floor leg
+        floor(argv[1])
+        return 0
 
     p = argparse.ArgumentParser(description="Benchmark wheelvet show vs auditwheel show.")
     p.add_argument("--quick", action="store_true", help="1 run per leg instead of 3")
@@ -412,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 if any target fails")
     p.add_argument("--only", choices=[w.key for w in WHEELS], action="append",
                    help="benchmark only this wheel (repeatable)")
-    p.add_argument("--legs", default="auditwheel,wheelvet,inflate",
-                   help="comma-separated legs to run (default: all three)")
+    p.add_argument("--legs", default=",".join(LEG_NAMES),
+                   help="comma-separated legs to run (default: all: %(default)s)")
     p.add_argument("--inflate-select", choices=["name", "magic"], default="name",
                    help="which members the inflate leg reads (default: by file name)")
     p.add_argument("--inflate-mode", choices=["whole", "stream"], default="whole",
@@ -425,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = args.runs or (1 if args.quick else 3)
     legs_wanted = [x.strip() for x in args.legs.split(",") if x.strip()]
-    unknown = set(legs_wanted) - {"auditwheel", "wheelvet", "inflate"}
+    unknown = set(legs_wanted) - set(LEG_NAMES)
     if unknown:
         p.error(f"unknown leg(s): {', '.join(sorted(unknown))}")
     targets = [w for w in WHEELS if not args.only or w.key in args.only]
@@ -437,7 +514,16 @@ def main(argv: list[str] | None = None) -> int:
     # Versions as of the start of the run, i.e. of what gets measured.
     versions = measured_versions()
     log(describe_versions(versions))
-    log(f"cache {cache}; {runs} run(s) per leg; inflate = {args.inflate_select}/{args.inflate_mode}")
+    log(f"cache {cache}; {runs} run(s) per leg; inflate = {args.inflate_select}/{args.inflate_mode}; "
+        f"floor = every member with {best_inflater()[0]}")
+    scratch = Path(tempfile.mkdtemp(prefix="wheelvet-bench-show-"))
+    default_python = None
+    if "default" in legs_wanted:
+        try:
+            default_python = default_install(scratch, log)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            log(f"  default leg: {exc}")
+    zlib_env = ["env", "WHEELVET_INFLATE=zlib"]
 
     rows = []
     for target in targets:
@@ -459,8 +545,11 @@ def main(argv: list[str] | None = None) -> int:
         legs = {
             "auditwheel": Leg("auditwheel", [sys.executable, "-m", "auditwheel", "show", w]),
             "wheelvet": Leg("wheelvet", [sys.executable, "-m", "wheelvet", "show", w]),
+            "default": Leg("default", [str(default_python or "default-install-failed"), "-m", "wheelvet", "show", w]),
+            "zlib": Leg("zlib", [*zlib_env, sys.executable, "-m", "wheelvet", "show", w]),
             "inflate": Leg("inflate", [sys.executable, str(Path(__file__).resolve()), "_inflate",
                                        w, args.inflate_select, args.inflate_mode]),
+            "floor": Leg("floor", [sys.executable, str(Path(__file__).resolve()), "_floor", w]),
         }
         for i in range(runs):
             for name in legs_wanted:
@@ -477,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"key": target.key, "target": target, "wheel": wheel, "spec": spec,
                      "size_mb": size_mb, "sha256": digest, "stats": stats, "legs": legs})
 
+    import shutil
+
+    shutil.rmtree(scratch, ignore_errors=True)
     done = [r for r in rows if "legs" in r]
     results = []
     print()
@@ -486,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in done:
             results += evaluate(r["key"], r["target"], r["legs"])
     return finish("show", rows, results, args=args, runs=runs, versions=versions,
-                  settings={"runs": runs, "legs": legs_wanted, "inflate_select": args.inflate_select,
+                  settings={"runs": runs, "legs": legs_wanted, "floor_inflater": best_inflater()[0],
+                            "inflate_select": args.inflate_select,
                             "inflate_mode": args.inflate_mode, "timeout_s": args.timeout},
                   wheel_json=lambda r: {"key": r["key"], "spec": r["spec"], "file": r["wheel"].name,
                                         "size_mb": round(r["size_mb"], 2), "sha256": r["sha256"], **r["stats"]},

@@ -39,6 +39,7 @@ PARALLEL_MIN_BYTES = 24 << 20
 # What reading one member costs beyond its bytes, in bytes of inflating and
 # hashing (~20 us here: its stream, hash object, local reads, result).
 MEMBER_COST = 16 << 10
+BATCHES_PER_JOB = 16
 
 # Limits past which an archive is refused as hostile (a decompression bomb,
 # an absurd entry count).  The largest real wheels (PyTorch with CUDA) hold
@@ -456,7 +457,7 @@ def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) 
 
     order = sorted(tasks, key=cost, reverse=True)
     batches: list[list[_Task]] = []
-    target = max(sum(map(cost, tasks)) // (jobs * 16), 1 << 20)
+    target = max(sum(map(cost, tasks)) // (jobs * BATCHES_PER_JOB), 1 << 20)
     current: list[_Task] = []
     weight = 0
     for task in order:
