@@ -305,3 +305,42 @@ def test_an_abandoned_stream_waits_for_its_piece_ahead(tmp_path, lib, ahead_ever
         assert s._ahead is not None  # the next piece is on its way
         s.close()
         assert s._ahead is None
+
+
+# ---------------------------------------------------------------- without isal
+# isal is a dependency only where PyPI has its wheel: elsewhere (and with
+# WHEELVET_INFLATE=zlib) zlib inflates, silently, and a wheel reads the same.
+
+_WITHOUT_ISAL = """
+import sys
+if sys.argv[1] == "missing":
+    sys.modules["isal"] = None  # `import isal` raises ImportError, as where it is not installed
+from wheelvet import zipin
+from wheelvet.cli import main
+print(zipin.INFLATE_LIBRARY.__name__, zipin.new_inflater().__class__.__name__)
+sys.exit(main(["show", "--json", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("how", ["missing", "asked"])
+def test_without_isal_zlib_reads_the_same_wheel_silently(tmp_path, how):
+    import json
+    import subprocess
+    import sys
+
+    from support import write_wheel
+
+    body = BODY + b"\x7fELF" + os.urandom(1000)
+    whl = write_wheel(tmp_path / "pkg-1.0-py3-none-any.whl", {"pkg/data.bin": body, "pkg/__init__.py": b""},
+                      tag="py3-none-any", purelib=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if how == "asked":
+        env["WHEELVET_INFLATE"] = "zlib"
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_ISAL, how, str(whl)], capture_output=True, text=True,
+                          env=env)
+    assert done.stderr == ""
+    first, rest = done.stdout.split("\n", 1)
+    assert first == "zlib _ZlibInflater"
+    # (read whole, every member's CRC and hash checked: a bad one would be exit 3)
+    assert "not look like a platform wheel" in json.loads(rest)["error"]
+    assert done.returncode == 1  # show's answer for a pure wheel, as auditwheel's
