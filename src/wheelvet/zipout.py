@@ -108,16 +108,23 @@ class DeflateCache:
     again is copied, not compressed again, and each archive is byte for byte
     what it would be written alone.  Compressed copies over :data:`SPILL`
     bytes wait in files of ``directory`` (made on first use, removed by
-    :meth:`close`), not in memory.
+    :meth:`close`), not in memory.  Once the copies held add up to
+    ``max_bytes`` nothing more is added (what is there stays usable): a call
+    repairing hundreds of wheels keeps the libraries its first wheels
+    grafted, not every wheel's own modules.
     """
 
     SPILL = 1 << 20
+    MAX_IN_MEMORY = 64 << 20  # (the small copies together; past it they are spilled too)
+    MAX_BYTES = 1 << 30
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, max_bytes: int | None = None) -> None:
         self._dir = directory
         self._own_dir: str | None = None
         self._entries: dict[tuple[bytes, int], Deflated] = {}
         self._lock = threading.Lock()
+        self._held = self._in_memory = 0
+        self._max = self.MAX_BYTES if max_bytes is None else max_bytes
         self.hits = 0  # members copied from the cache (for -v and the tests)
 
     def get(self, sha256: bytes | None, level: int) -> Deflated | None:
@@ -132,7 +139,15 @@ class DeflateCache:
     def put(self, sha256: bytes | None, level: int, deflated: Deflated) -> Deflated:
         if sha256 is None:
             return deflated
-        if deflated.payload is not None and len(deflated.payload) > self.SPILL:
+        with self._lock:
+            if self._held + deflated.csize > self._max:
+                return deflated  # (full: written from memory, not kept)
+            self._held += deflated.csize
+            spill = deflated.payload is not None and (len(deflated.payload) > self.SPILL
+                                                      or self._in_memory + deflated.csize > self.MAX_IN_MEMORY)
+            if deflated.payload is not None and not spill:
+                self._in_memory += deflated.csize
+        if spill:
             fd, path = tempfile.mkstemp(prefix="deflated-", dir=self._directory())
             with os.fdopen(fd, "wb") as f:
                 f.write(deflated.payload)
@@ -151,6 +166,7 @@ class DeflateCache:
 
         with self._lock:
             self._entries.clear()
+            self._held = self._in_memory = 0
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
             self._own_dir = self._dir = None

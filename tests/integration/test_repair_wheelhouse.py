@@ -110,3 +110,21 @@ def test_a_patcher_of_another_program_does_not_reuse_the_files_of_the_first(tmp_
         repair_wheel(str(wheels[0]), str(tmp_path / "a"), RepairOptions(), options, patcher=first, session=session)
         repair_wheel(str(wheels[1]), str(tmp_path / "b"), RepairOptions(), options, patcher=second, session=session)
     assert len([w for w in second.edited if "grafted from" in w]) == 2
+
+
+def test_a_full_session_keeps_nothing_more_and_writes_the_same_wheels(tmp_path, libs, monkeypatch):
+    from wheelvet.audit import AuditOptions
+    from wheelvet.repair import RepairOptions, RepairSession, repair_wheel
+
+    wheels = release(tmp_path, libs)[:3]
+    options = AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000"))
+    alone = []
+    for i, whl in enumerate(wheels):
+        _, out = repair_wheel(str(whl), str(tmp_path / f"alone-{i}"), RepairOptions(), options)
+        alone.append(Path(out).read_bytes())
+    monkeypatch.setattr(RepairSession, "MAX_PATCHED_BYTES", 0)  # full from the start
+    with RepairSession() as session:
+        written = [Path(repair_wheel(str(whl), str(tmp_path / "together"), RepairOptions(), options,
+                                     session=session)[1]).read_bytes() for whl in wheels]
+        assert session.patched_hits == 0
+    assert written == alone

@@ -132,3 +132,23 @@ def test_a_deflate_cache_gives_the_same_archives_compressing_each_content_once(t
     assert not os.path.exists(spilled)
     with zipfile.ZipFile(io.BytesIO(alone[2])) as zf:
         assert zf.read("pkg.libs/lib.so") == zf.read("again/lib.so") == shared and zf.testzip() is None
+
+
+def test_a_full_deflate_cache_keeps_nothing_more_and_writes_the_same_bytes(tmp_path):
+    import hashlib
+
+    from wheelvet.zipout import DeflateCache
+
+    contents = [os.urandom(50_000) + b"x" * 10_000 for _ in range(3)]
+
+    def archive(cache):
+        members = [NewMember(f"m{k}", data, T, sha256=hashlib.sha256(data).digest()) for k, data in enumerate(contents)]
+        buf = io.BytesIO()
+        write_zip(buf, members, cache=cache)
+        return buf.getvalue()
+
+    alone = archive(None)
+    cache = DeflateCache(max_bytes=60_000)  # room for one member's compressed copy, not two
+    assert archive(cache) == alone and archive(cache) == alone
+    assert cache.hits == 1  # the one kept, met again in the second archive
+    cache.close()

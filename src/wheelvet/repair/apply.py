@@ -94,10 +94,17 @@ class RepairSession:
     the call.  One thread at a time.
     """
 
+    # What the patched files kept (uncompressed, in the session's temporary
+    # directory) may add up to; past it nothing more is kept and later wheels
+    # patch their own (the first wheels' grafts stay shared).  The compressed
+    # copies have a bound of their own (DeflateCache.MAX_BYTES).
+    MAX_PATCHED_BYTES = 2 << 30
+
     def __init__(self) -> None:
         self._dir: str | None = None
         self.deflated = DeflateCache()
         self._patched: dict[tuple, _Patched] = {}
+        self._patched_bytes = 0
         self.patched_hits = 0  # files not patched again (for -v and the tests)
 
     def __enter__(self) -> RepairSession:
@@ -109,6 +116,7 @@ class RepairSession:
     def close(self) -> None:
         self.deflated.close()
         self._patched.clear()
+        self._patched_bytes = 0
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -125,9 +133,15 @@ class RepairSession:
         return found
 
     def keep_patched(self, key: tuple, work_path: str, facts: ElfFacts) -> _Patched:
-        """Move a patched and verified work file into the session, under its key."""
+        """Move a patched and verified work file into the session, under its
+        key; once the files kept add up to MAX_PATCHED_BYTES, leave it where
+        it is (the repair's own work directory) and keep nothing."""
         if key in self._patched:
             return self._patched[key]
+        size = os.path.getsize(work_path)
+        if self._patched_bytes + size > self.MAX_PATCHED_BYTES:
+            return _Patched(work_path, _sha256_file(work_path), facts)
+        self._patched_bytes += size
         fd, path = tempfile.mkstemp(prefix="patched-", dir=self.directory())
         os.close(fd)
         shutil.move(work_path, path)
