@@ -22,10 +22,11 @@ import errno
 import itertools
 import mmap
 import os
+import re
 import stat
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Iterable
 
 from .errors import InvalidElf
@@ -67,6 +68,7 @@ PT_INTERP = 3
 PT_NOTE = 4
 PT_GNU_PROPERTY = 0x6474E553
 PF_X = 1
+PF_W = 2
 
 DT_NULL = 0
 DT_NEEDED = 1
@@ -156,6 +158,12 @@ class ElfFacts:
     version_needs: tuple[VersionNeed, ...]
     imports: tuple[ImportedSymbol, ...]
     init_functions: frozenset[str]  # defined FUNC symbols named like module inits
+    # Names like ``libfoo.so.1`` in the read-only data that are not in
+    # DT_NEEDED (nor the SONAME): what the file may dlopen.  Found while a
+    # wheel member streams by (:class:`DlopenHints`, in the pass that reads
+    # it whole); empty for files read otherwise (host libraries, patched
+    # files).  A hint, not a fact of the file's structure: not compared.
+    dlopen_hints: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def isa_level(self) -> str | None:
@@ -653,6 +661,82 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- dlopen hints
+
+# A name the scan reports: ``lib`` + name characters + ``.so`` + optional
+# version numbers, ending a C string (NUL), after a non-name byte or a "/".
+_HINT_RE = re.compile(rb"lib[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.so(?:\.[0-9]+)*")
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
+_VERSION_BYTES = frozenset(b"0123456789.")
+HINT_LOOKBACK = 200  # the longest name looked back for from a ".so"
+HINT_TAIL = 64  # the longest version suffix looked at after it
+MAX_HINT_HITS = 1 << 14  # ".so" occurrences examined in one file (a few dozen in real ones)
+MAX_HINTS = 64  # names kept for one file
+
+
+class DlopenHints:
+    """Library names in a file's read-only data, found as its bytes stream by.
+
+    Only the read-only loadable segments are scanned (no write, no execute:
+    ``.rodata`` under ``-z separate-code``; a file linked without such a
+    segment has its executable ones scanned instead, where its read-only data
+    then lies).  The work is one ``bytes.find`` for ".so" over those bytes
+    plus at most :data:`MAX_HINT_HITS` look-arounds of a few hundred bytes:
+    bounded by the bytes read, whatever the file holds."""
+
+    def __init__(self, lay: _Layout) -> None:
+        loads = [p for p in lay.segments(PT_LOAD) if p[4]]
+        ranges = [(p[2], p[2] + p[4]) for p in loads if not p[1] & (PF_W | PF_X)]
+        if not ranges or all(r[0] == 0 for r in ranges):  # only the headers' segment: no separate read-only data
+            ranges += [(p[2], p[2] + p[4]) for p in loads if p[1] & PF_X and not p[1] & PF_W]
+        self.ranges = sorted(set(ranges))
+        self.found: dict[str, None] = {}
+        self.hits = 0
+        self._carry = b""
+        self._carry_end = -1
+        self._next = 0  # file offset from which ".so" hits are still to be examined
+
+    def feed(self, data, at: int) -> None:
+        """``data``: the file's bytes from offset ``at`` (in order, each once)."""
+        end = at + len(data)
+        for s, e in self.ranges:
+            lo, hi = max(s, at), min(e, end)
+            if lo < hi and self.hits <= MAX_HINT_HITS:
+                self._scan(bytes(data[lo - at : hi - at]), lo, final=hi == e)
+
+    def _scan(self, piece: bytes, start: int, final: bool) -> None:
+        if self._carry_end == start:
+            buf, base = self._carry + piece, start - len(self._carry)
+        else:
+            buf, base, self._next = piece, start, start
+        limit = len(buf) if final else max(0, len(buf) - HINT_TAIL)
+        i = max(0, self._next - base)
+        while self.hits <= MAX_HINT_HITS:
+            j = buf.find(b".so", i, limit + 2)
+            if j < 0 or j >= limit:
+                break
+            self.hits += 1
+            i = j + 3
+            k = i
+            while k < len(buf) and k - i < HINT_TAIL and buf[k] in _VERSION_BYTES:
+                k += 1
+            if k >= len(buf) or buf[k] != 0:
+                continue  # not the end of a C string
+            m = j
+            while m > 0 and j - m < HINT_LOOKBACK and buf[m - 1] in _NAME_BYTES:
+                m -= 1
+            token = buf[m:k].rstrip(b".")
+            if _HINT_RE.fullmatch(token) and len(self.found) < MAX_HINTS:
+                self.found[token.decode("ascii")] = None
+        self._next = base + max(i, limit)
+        self._carry = buf[-(HINT_TAIL + HINT_LOOKBACK):]
+        self._carry_end = start + len(piece)
+
+    def names(self, facts: ElfFacts) -> tuple[str, ...]:
+        known = set(facts.needed) | {facts.soname}
+        return tuple(sorted(n for n in self.found if n not in known))
+
+
 # ---------------------------------------------------------------- reading
 
 PREFIX_CAP = 48 << 20  # bytes of a file's start kept while streaming
@@ -766,9 +850,11 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
                     raise InvalidElf("file ends inside its headers") from None
         keep_prefix = max(lay.table_prefix_end(PREFIX_CAP), len(head))
         ranges = [r for r in lay.wanted_ranges() if r[1] > keep_prefix]
-        buf = _stream_ranges(stream, head, size, keep_prefix, ranges)
+        hints = DlopenHints(lay)
+        buf = _stream_ranges(stream, head, size, keep_prefix, ranges, hints)
     try:
-        return _parse(buf)
+        facts = _parse(buf)
+        return replace(facts, dlopen_hints=hints.names(facts)) if hints.found else facts
     except _Missing as exc:
         # (only the offsets: the exception's traceback holds the first
         # pass's buffer, which must go before the second pass fills another)
@@ -812,7 +898,8 @@ def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, 
     return [(start, min(buf.size, end + (32 << 20)))]
 
 
-def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
+def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]],
+                   hints: DlopenHints | None = None) -> _Bytes:
     """Read the stream on from ``head`` (what was read of it already),
     keeping bytes [0, keep_prefix) and the ``ranges``.  Each kept range is
     allocated once at its full size and filled in place: appending to a
@@ -853,12 +940,16 @@ def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: in
         return first
 
     first = take(memoryview(head), 0, 0)
+    if hints is not None:
+        hints.feed(head, 0)
     stop = max(e_ for _s, e_ in spans)
     while pos < stop:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
         first = take(memoryview(chunk), pos, first)
+        if hints is not None:  # (the read-only data passes by on its way to the dynamic segment)
+            hints.feed(chunk, pos)
         pos += len(chunk)
     for i, buf in enumerate(bufs):  # the stream ended early: keep what came
         if filled[i] < len(buf):
