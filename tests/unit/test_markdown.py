@@ -197,7 +197,7 @@ def test_refusal_is_a_failure_other_errors_are_errors(crafted, outcomes):
     held = outcome_from_audit(greeter.audit, policy="manylinux2014")
     assert (held.status, held.policy) == ("failed", "manylinux_2_17_aarch64")
     assert held.hint == ("install `libgreet.so.1` with `before-repair`, add its directory to `ld-library-path`, "
-                         "or list it in `exclude`")
+                         "list the wheel that ships it in `providers`, or list it in `exclude`")
 
 
 def test_retagged_is_not_repaired(crafted):
