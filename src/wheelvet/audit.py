@@ -472,9 +472,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     files loads finds, in the process, what that file's tree already loaded:
     its gaps are filled from such a tree (extensions first, complete trees
     before incomplete ones).  The providers' files stand where they install
-    (``matched``).  Each ``--include`` library is resolved as a dlopen by
-    name from the wheel would find it: the environment's and the system's
-    directories (a path is that file)."""
+    (``matched``).  Each ``--include`` library is found where a dlopen by
+    name finds it before a repair: the environment's and the system's
+    directories (a path is that file); one the wheel ships already (by file
+    name) is the wheel's."""
     matched = matched or Matched()
     members = {**matched.files, **contents.elf} if matched.files else contents.elf
     files = WheelFiles(members, host.files,  # (resolve: the work budget)
@@ -511,7 +512,10 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     if options.include and classified.valid:
         # a root of the wheel's kind that needs only the library
         like = next(iter(classified.valid.values()))
+        shipped = {posixpath.basename(m) for m in contents.members}
         for name in options.include:
+            if posixpath.basename(name) in shipped:
+                continue  # the wheel ships it already (a wheel repaired before): nothing to graft
             root = replace(like, needed=(name,), rpath=None, runpath=None, interpreter=None, soname=None)
             included[name] = resolve_tree(INCLUDE_ROOT, root, files, config, libc=classified.libc or "glibc",
                                           exclude=options.exclude, conf_dirs=conf,

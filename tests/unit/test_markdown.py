@@ -584,3 +584,18 @@ def test_combine_merges_legs_by_key(outcomes):
     assert "⚠️ 1 leg did not report: build (x, cancelled)" in text
     with pytest.raises(ValueError):
         combine([])
+
+
+def test_provided_libraries_are_their_own_group_in_the_evidence(outcomes):
+    from dataclasses import replace
+
+    from wheelvet.report.markup import md_text
+    from wheelvet.report.view import ProvidedLibrary
+
+    o = replace(outcomes["refused"], provided=(ProvidedLibrary("libcudart.so.12", "nvidia-cuda-runtime-cu12",
+                                                               "12.9.79", "nvidia/cuda_runtime/lib/libcudart.so.12",
+                                                               "nvidia-cuda-runtime-cu12==12.*"),))
+    text = render_markdown(Report("r", legs=(leg("l", o),)))
+    assert ("**Provided by other wheels** (not grafted)\n\n- `libcudart.so.12`: `nvidia/cuda_runtime/lib/libcudart.so.12` "
+            f"from nvidia-cuda-runtime-cu12 {md_text('12.9.79')} (`nvidia-cuda-runtime-cu12==12.*`)\n") in text
+    assert Report.from_json(Report("r", legs=(leg("l", o),)).to_json()).legs[0].outcomes[0].provided == o.provided
