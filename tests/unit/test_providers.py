@@ -268,3 +268,65 @@ def test_dlopen_hints_leave_out_what_the_wheel_ships_and_the_system_provides():
     a = analyze(c, AuditOptions(environ={}), host())
     (f,) = [f for f in a.audit.files if f.path == EXT]
     assert f.dlopen_hints == ("libplug.so.1",)  # libGL is the system's, libshipped the wheel's
+
+
+# ------------------------------------------------------------------ the repair plan
+
+
+def plan_of(analysis):
+    from wheelvet.repair import plan_repair
+
+    return plan_repair(analysis, hash8=lambda path: "abcd1234")
+
+
+def test_the_plan_points_a_file_at_the_provider_and_grafts_nothing(tmp_path):
+    prov = find_providers([str(provider_wheel(tmp_path))])
+    a = judge({EXT: ext(needed=("libprov.so.1",), runpath="/build/lib:$ORIGIN/../pkg/data")}, prov)
+    plan = plan_of(a)
+    assert plan.grafts == () and plan.sbom is None
+    (patch,) = plan.patches
+    assert (patch.member, patch.rpath, patch.replace_needed) == (EXT, "$ORIGIN/../pkg/data:$ORIGIN/../prov/lib", ())
+    assert plan.provided == ("libprov.so.1 from prov 1.0 (prov/lib/libprov.so.1)",)
+    assert "  provided libprov.so.1 from prov 1.0 (prov/lib/libprov.so.1): not grafted" in plan.describe()
+    reached = judge({EXT: ext(needed=("libprov.so.1",), rpath="$ORIGIN/../prov/lib")}, prov)
+    assert plan_of(reached).patches == ()  # nothing to change
+
+
+def test_a_file_deeper_in_the_wheel_gets_its_own_relative_entry(tmp_path):
+    files = {"nvidia/cuda_runtime/lib/libcudart.so.12": craft_elf(soname="libcudart.so.12")}
+    prov = find_providers([str(provider_wheel(tmp_path, "nvidia_cuda_runtime_cu12", "12.9.79", files))])
+    deep = "pkg/sub/ext.cpython-311-x86_64-linux-gnu.so"
+    a = judge({deep: ext(needed=("libcudart.so.12",))}, prov, requires=("nvidia-cuda-runtime-cu12==12.*",))
+    (patch,) = plan_of(a).patches
+    assert patch.rpath == "$ORIGIN/../../nvidia/cuda_runtime/lib"
+
+
+def test_an_included_library_keeps_its_name_and_its_dependencies_are_grafted(tmp_path):
+    from dataclasses import replace
+
+    files = {"/usr/lib/libplug.so.1": craft_elf(soname="libplug.so.1", needed=("libdep.so.2", "libc.so.6")),
+             "/usr/lib/libdep.so.2": craft_elf(soname="libdep.so.2")}
+    user = replace(parse_elf(ext(needed=("libc.so.6",))), dlopen_hints=("libplug.so.1",))
+    other = "pkg/other.cpython-311-x86_64-linux-gnu.so"
+    c = contents({other: craft_elf(exports=("PyInit_other",), needed=("libc.so.6",))})
+    c = replace(c, elf={**c.elf, EXT: user}, members=(*c.members, EXT))
+    a = analyze(c, AuditOptions(environ={}, include=("libplug.so.1",)), host(files))
+    assert dict(a.audit.external_libs) == {"libplug.so.1": "/usr/lib/libplug.so.1", "libdep.so.2": "/usr/lib/libdep.so.2"}
+    plan = plan_of(a)
+    grafts = {g.soname: g for g in plan.grafts}
+    assert (grafts["libplug.so.1"].member, grafts["libplug.so.1"].new_soname, grafts["libplug.so.1"].included) == (
+        "pkg.libs/libplug.so.1", "libplug.so.1", True)
+    assert grafts["libdep.so.2"].member == "pkg.libs/libdep-abcd1234.so.2"
+    assert grafts["libplug.so.1"].replace_needed == (("libdep.so.2", "libdep-abcd1234.so.2"),)
+    # only the file that names it gets the entry
+    assert [(p.member, p.rpath) for p in plan.patches] == [(EXT, "$ORIGIN/../pkg.libs")]
+    assert "(--include: keeps its name, for dlopen)" in plan.describe()
+
+
+def test_an_included_library_that_is_not_found_refuses_the_repair():
+    from wheelvet.errors import RepairRefused
+
+    a = analyze(contents({EXT: ext(needed=("libc.so.6",))}), AuditOptions(environ={}, include=("libnone.so.1",)), host())
+    assert dict(a.audit.external_libs) == {"libnone.so.1": None}
+    with pytest.raises(RepairRefused, match="libnone.so.1 was not found"):
+        plan_of(a)
