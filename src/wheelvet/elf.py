@@ -672,6 +672,7 @@ HINT_LOOKBACK = 200  # the longest name looked back for from a ".so"
 HINT_TAIL = 64  # the longest version suffix looked at after it
 MAX_HINT_HITS = 1 << 14  # ".so" occurrences examined in one file (a few dozen in real ones)
 MAX_HINTS = 64  # names kept for one file
+HINT_EXEC_TAIL = 64 << 20  # bytes at the end of an executable segment scanned, when it holds the read-only data
 
 
 class DlopenHints:
@@ -679,8 +680,8 @@ class DlopenHints:
 
     Only the read-only loadable segments are scanned (no write, no execute:
     ``.rodata`` under ``-z separate-code``; a file linked without such a
-    segment has its executable ones scanned instead, where its read-only data
-    then lies).  The work is one ``bytes.find`` for ".so" over those bytes
+    segment has the last :data:`HINT_EXEC_TAIL` bytes of its executable ones
+    scanned instead, where ld puts its read-only data after the code).  The work is one ``bytes.find`` for ".so" over those bytes
     plus at most :data:`MAX_HINT_HITS` look-arounds of a few hundred bytes:
     bounded by the bytes read, whatever the file holds."""
 
@@ -688,7 +689,10 @@ class DlopenHints:
         loads = [p for p in lay.segments(PT_LOAD) if p[4]]
         ranges = [(p[2], p[2] + p[4]) for p in loads if not p[1] & (PF_W | PF_X)]
         if not ranges or all(r[0] == 0 for r in ranges):  # only the headers' segment: no separate read-only data
-            ranges += [(p[2], p[2] + p[4]) for p in loads if p[1] & PF_X and not p[1] & PF_W]
+            # ld puts .rodata after .text: the end of the executable segment
+            # (for speed: libtorch_cpu.so's is 341 MB, its .rodata in the last 45)
+            ranges += [(max(p[2], p[2] + p[4] - HINT_EXEC_TAIL), p[2] + p[4]) for p in loads
+                       if p[1] & PF_X and not p[1] & PF_W]
         self.ranges = sorted(set(ranges))
         self.found: dict[str, None] = {}
         self.hits = 0
@@ -702,15 +706,32 @@ class DlopenHints:
         for s, e in self.ranges:
             lo, hi = max(s, at), min(e, end)
             if lo < hi and self.hits <= MAX_HINT_HITS:
-                self._scan(bytes(data[lo - at : hi - at]), lo, final=hi == e)
+                self._scan(data, at, lo, hi, final=hi == e)
 
-    def _scan(self, piece: bytes, start: int, final: bool) -> None:
-        if self._carry_end == start:
-            buf, base = self._carry + piece, start - len(self._carry)
-        else:
-            buf, base, self._next = piece, start, start
-        limit = len(buf) if final else max(0, len(buf) - HINT_TAIL)
-        i = max(0, self._next - base)
+    def _scan(self, data, at: int, lo: int, hi: int, final: bool) -> None:
+        """Examine the ".so" in file bytes [lo, hi) (``data`` holds them from
+        ``at``), in place: only the seam with the previous piece is copied
+        (a name may straddle it).  A hit too near ``hi`` to see its end
+        waits for the next piece."""
+        seam = HINT_TAIL + HINT_LOOKBACK + 8
+        if self._carry_end != lo:  # a new range
+            self._carry, self._next = b"", lo
+        stop = hi if final else hi - HINT_TAIL
+        if self._carry:
+            joint_end = min(hi, lo + seam)
+            joint = self._carry + bytes(data[lo - at : joint_end - at])
+            self._examine(joint, lo - len(self._carry), 0, stop if joint_end == hi else min(stop, lo + HINT_LOOKBACK))
+        if stop > max(self._next, lo):
+            self._examine(data, at, lo - at, stop)
+        self._carry = (self._carry + bytes(data[max(lo, hi - seam) - at : hi - at]))[-seam:]
+        self._carry_end = hi
+
+    def _examine(self, buf, base: int, floor: int, stop: int) -> None:
+        """The hits at file offsets [self._next, stop) of ``buf`` (holding the
+        file from offset ``base``; names looked back for down to index ``floor``)."""
+        i, limit = max(floor, self._next - base), stop - base
+        if limit <= i:
+            return
         while self.hits <= MAX_HINT_HITS:
             j = buf.find(b".so", i, limit + 2)
             if j < 0 or j >= limit:
@@ -723,14 +744,12 @@ class DlopenHints:
             if k >= len(buf) or buf[k] != 0:
                 continue  # not the end of a C string
             m = j
-            while m > 0 and j - m < HINT_LOOKBACK and buf[m - 1] in _NAME_BYTES:
+            while m > floor and j - m < HINT_LOOKBACK and buf[m - 1] in _NAME_BYTES:
                 m -= 1
-            token = buf[m:k].rstrip(b".")
+            token = bytes(buf[m:k]).rstrip(b".")
             if _HINT_RE.fullmatch(token) and len(self.found) < MAX_HINTS:
                 self.found[token.decode("ascii")] = None
-        self._next = base + max(i, limit)
-        self._carry = buf[-(HINT_TAIL + HINT_LOOKBACK):]
-        self._carry_end = start + len(piece)
+        self._next = max(self._next, stop, base + i)
 
     def names(self, facts: ElfFacts) -> tuple[str, ...]:
         known = set(facts.needed) | {facts.soname}

@@ -340,7 +340,7 @@ def test_dlopen_hints_whatever_the_chunks(dlopener):
     assert set(whole.found) >= {"libplug.so.1", "libver.so.1.2.3"}
     names = [data.index(n) for n in (b"libplug.so.1", b"libver.so.1.2.3", b"libdot.so.")]
     start, end = max(0, min(names) - 300), max(names) + 300
-    for size in (1, 2, 3, 7, 13, 64, 199, 4096):  # the names cut at every place, in pieces of every size
+    for size in (1, 2, 3, 7, 13, 63, 64, 65, 199, 271, 272, 273, 4096):  # the names cut at every place, in pieces of every size
         split = elf.DlopenHints(lay)
         split.feed(data[:start], 0)
         for j in range(start, end, size):
