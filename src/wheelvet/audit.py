@@ -449,6 +449,8 @@ def match_providers(contents: WheelContents, classified: Classified, policies: P
     size = 0
     for choice in chosen.choices:
         dist = choice.source.load()
+        log.info("%s: requires %s: %s from %s, %d shared librar%s", contents.name.filename, choice.requirement,
+                 dist.label, dist.origin, len(dist.files), "y" if len(dist.files) == 1 else "ies")
         dists[choice.source.key] = (choice, dist)
         size += dist.elf_bytes
         for path, facts in sorted(dist.files.items()):
