@@ -79,7 +79,7 @@ def test_a_provided_library_is_not_grafted_and_loads_from_the_provider(provided)
         "needed_by": [f"pkg/spam{EXT_SUFFIX}"], "unreached": [f"pkg/spam{EXT_SUFFIX}"]}}
     assert [f["code"] for f in report["findings"]] == ["provided-not-reached"]
     text = run("show", "--provider", str(prov), str(pkg), env=with_lib).stdout
-    assert "  provided by other wheels (not grafted; the RPATH leads to where they install):\n" \
+    assert "  provided by other wheels (not grafted; loaded from where they install beside it):\n" \
            "    libprov.so.1 => prov 1.0: prov/lib/libprov.so.1 (Requires-Dist: prov==1.*)\n" in text
     assert "nvidia" not in text and "clock_gettime" in text  # the provider's GLIBC_2.17 is named
 

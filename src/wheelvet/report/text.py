@@ -51,7 +51,7 @@ def _lines(a: WheelAudit) -> list[str]:
             out.append(f"    {soname} => {path or 'not found'}")
     if a.provided_libs:
         out.append("")
-        out.append("  provided by other wheels (not grafted; the RPATH leads to where they install):")
+        out.append("  provided by other wheels (not grafted; loaded from where they install beside it):")
         for p in a.provided_libs:
             out.append(f"    {p.soname} => {p.distribution} {p.version}: {p.path} (Requires-Dist: {p.requirement})")
     hinted = [f for f in a.files if f.dlopen_hints]
