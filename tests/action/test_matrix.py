@@ -283,3 +283,23 @@ def test_a_size_budget_against_the_base(tmp_path, exts, fake_github, artifacts):
     assert code == 1 and "more than the max-size-increase of 10%" in out
     body = wheelvet_comments(fake_github)[0]["body"]
     assert "now grafts `libA.so.1`, `libB.so.2`" in body
+
+
+def test_the_report_says_when_grafting_raised_a_wheels_tag(tmp_path, fake_github, artifacts):
+    """The extension itself is manylinux1; the library it needs (from the build
+    machine, grafted) needs GLIBC_2.29: the repaired wheel is less compatible
+    than the wheel's own files, and the report says which library did it."""
+    from support import cc
+
+    lib = cc(tmp_path / "lib" / "libnewer.so.1", {"n.c": "#include <math.h>\ndouble newer(double x){return exp(x);}"},
+             "-Wl,-soname,libnewer.so.1", "-lm", "-fno-builtin")
+    ext = build_extension(tmp_path / "e", "riser", f"-L{lib.parent}", "-l:libnewer.so.1", f"-Wl,-rpath,{lib.parent}",
+                          "-Wl,--disable-new-dtags", body="double newer(double);", call="newer(1.0)")
+    ws = tmp_path / "rise" / "ws"
+    write_wheel(ws / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes()})
+    code, out, err = finish(start(leg_env(ws, fake_github, artifacts, "job-rise", comment="always")))
+    assert code == 0, out + err
+    assert "::warning file=dist/pkg-1.0-cp311-cp311-linux_x86_64.whl,title=wheelvet::" in out
+    assert "grafting raised its tag from manylinux_2_5_x86_64 to manylinux_2_31_x86_64" in out
+    body = wheelvet_comments(fake_github)[0]["body"]
+    assert "🔺" in body and "`GLIBC_2.29`" in body and "libnewer.so.1" in body
