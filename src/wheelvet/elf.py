@@ -598,11 +598,13 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
         # Its low bytes are taken out in one slice and searched in C: a
         # chain that never ends (a file full of zeros) costs one pass over
         # what was kept, not a Python step per word.
+        # Windows of growing size: a real chain ends within a few words (one
+        # small slice), a hostile one costs at most twice one pass.
         start = boff + 4 * nbuckets + 4 * (last - symndx)
         budget = 4 * (MAX_SYMBOLS + 1)
-        pos = start
+        pos, window = start, 256
         while pos - start < budget and pos < buf.size:
-            chunk = buf.available(pos, budget - (pos - start))
+            chunk = buf.available(pos, min(window, budget - (pos - start)))
             words = len(chunk) // 4
             if not words:
                 raise _Missing(pos, pos + 4)
@@ -611,6 +613,7 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
             if hit >= 0:
                 return last + (pos - start) // 4 + hit + 1
             pos += words * 4
+            window *= 2
         raise InvalidElf("GNU hash chain does not terminate")
     if DT_HASH in tags:
         off = lay.to_offset(tags[DT_HASH], "DT_HASH")

@@ -586,6 +586,13 @@ def test_combine_merges_legs_by_key(outcomes):
         combine([])
 
 
+def test_a_leg_says_how_many_legs_have_reported_so_far(outcomes):
+    text = render_markdown(Report("r", legs=(leg("a", outcomes["ok"]),), expected_legs=3))
+    assert "⏳ 1 of 3 legs have reported so far" in text
+    assert headline_of(text) == "✅ 1 wheel meets its tag"  # still running legs are not failures
+    assert "⏳" not in render_markdown(Report("r", legs=(leg("a", outcomes["ok"]),), expected_legs=1))
+
+
 def test_provided_libraries_are_their_own_group_in_the_evidence(outcomes):
     from dataclasses import replace
 
