@@ -67,8 +67,10 @@ def write_wheel(
     tag: str = "cp311-cp311-linux_x86_64",
     purelib: bool = False,
     compression: int = zipfile.ZIP_DEFLATED,
+    requires: tuple[str, ...] = (),
 ) -> Path:
-    """Write a wheel named ``path`` holding ``files`` plus a valid dist-info."""
+    """Write a wheel named ``path`` holding ``files`` plus a valid dist-info
+    (``requires``: its METADATA's Requires-Dist lines)."""
     dist, version = path.name.split("-")[:2]
     info = f"{dist}-{version}.dist-info"
     tags = []
@@ -76,7 +78,8 @@ def write_wheel(
     for p in plats.split("."):
         tags.append(f"Tag: {py}-{abi}-{p}")
     members = dict(files)
-    members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
+    members[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode()
     members[f"{info}/WHEEL"] = (
         "Wheel-Version: 1.0\nGenerator: wheelvet-tests\n"
         f"Root-Is-Purelib: {'true' if purelib else 'false'}\n" + "\n".join(tags) + "\n"

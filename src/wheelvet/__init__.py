@@ -7,7 +7,7 @@ Layers, each importing only from its own and those above it
 2. ``elf``: ELF facts, one frozen object per file
 3. ``resolve``, ``lddtree``: the dynamic loader's rules over an index of files; one file's tree as auditwheel prints it
 4. ``policy``: policy data, and the one comparison of two tags
-5. ``records``, ``zipin``, ``wheelfile``: reading and checking the archive
+5. ``records``, ``zipin``, ``wheelfile``, ``providers``: reading and checking the archive; the wheels it depends on that ship libraries
 6. ``audit``, ``shortfall``: the verdict, and what stands between a wheel and a tag
 7. ``zipout``, ``repair``: the plan, the patcher, writing the repaired wheel
 8. ``report``: text, JSON and Markdown renderers

@@ -170,7 +170,8 @@ def _one_wheel(path: str, settings: Settings, env: dict, run: Run) -> None:
     name = os.path.basename(path)
     audit_options = AuditOptions(environ=env, exclude=settings.exclude,
                                  disable_isa_ext_check=settings.disable_isa_ext_check,
-                                 allow_pure_python_wheel=settings.allow_pure_python_wheel)
+                                 allow_pure_python_wheel=settings.allow_pure_python_wheel,
+                                 providers=settings.provider_set)
     display = _display(settings)
     size = os.path.getsize(path)
     asked = None if settings.plat == "auto" else settings.plat

@@ -5,7 +5,10 @@ frozen result, over an injected view of the machine (:class:`Host`):
 
 1. :func:`classify_files`: architecture, libc, extension modules, files the
    audit ignores;
-2. :func:`resolve_trees`: what each ELF file loads, as ``ld.so`` would;
+2. :func:`match_providers`: the wheels it requires that ship libraries
+   (providers, :mod:`wheelvet.providers`), laid out where they install;
+   :func:`resolve_trees`: what each ELF file loads, as ``ld.so`` would, and
+   what each library named by ``--include`` (loaded with dlopen) loads;
 3. :func:`collect_references`: per policy, the external libraries and
    blacklisted imports of the wheel's root files;
 4. :func:`symbol_verdict`, :func:`isa_verdict`, :func:`python_abi_verdict`:
@@ -32,21 +35,26 @@ import logging
 import os
 import posixpath
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from .elf import ElfFacts
 from .errors import InvalidElf, InvalidInput, InvalidWheel
 from .policy import Policy, PolicySet, is_loader_soname, known_architectures, parse_android_tag, policy_set
+from .providers import Choice, Chosen, ProviderDist, Providers, choose_providers, pin_problem, soname_versioned
 from .resolve import (
+    LIBPYTHON_RE,
+    WHEEL_ROOT,
     Files,
     HostFiles,
+    Provided,
     SearchConfig,
     Tree,
     WheelFiles,
     borrow_resolutions,
     elf_libc,
     in_wheel,
+    member_name,
     resolve_tree,
     system_dirs,
     unknown_entries,
@@ -80,6 +88,7 @@ class SymbolUse:
     version: str
     symbols: tuple[str, ...]
     external: bool = False  # a library that would be grafted, not a wheel file
+    provider: str | None = None  # a library another wheel provides ("prov 1.0"); ``file`` is its place in site-packages
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,23 @@ class ElfFile:
     rpath: str | None
     runpath: str | None
     ignored: str | None = None  # why the audit skipped it
+    # Library names in its read-only data that it does not link (DT_NEEDED),
+    # the wheel does not ship and no policy's system provides: what it may dlopen.
+    dlopen_hints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProvidedLibrary:
+    """A library the wheel's files need that another wheel, which it
+    requires, installs: not external, never grafted."""
+
+    soname: str  # the name it is needed as
+    distribution: str
+    version: str
+    path: str  # where it installs, relative to site-packages (nvidia/cuda_runtime/lib/libcudart.so.12)
+    requirement: str | None  # the Requires-Dist line that brings the provider
+    needed_by: tuple[str, ...]  # the wheel's files that need it
+    unreached: tuple[str, ...] = ()  # of those, the ones whose search path does not lead to it (repair adds it)
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,7 @@ class WheelAudit:
     symbol_uses: tuple[SymbolUse, ...] = ()
     files: tuple[ElfFile, ...] = ()
     findings: tuple[Finding, ...] = ()
+    provided_libs: tuple[ProvidedLibrary, ...] = ()
 
     @property
     def policy_set(self) -> PolicySet | None:
@@ -179,6 +206,8 @@ class AuditOptions:
     disable_isa_ext_check: bool = False
     allow_pure_python_wheel: bool = False
     jobs: int | None = None
+    providers: Providers = field(default_factory=Providers)  # --provider, --provider-env
+    include: tuple[str, ...] = ()  # --include: libraries loaded with dlopen (a SONAME, or an absolute path)
 
 
 @dataclass(frozen=True)
@@ -221,11 +250,33 @@ class Classified:
 
 
 @dataclass(frozen=True)
+class Matched:
+    """Step 2a: the providers the wheel requires, laid out where they install."""
+
+    chosen: Chosen = field(default_factory=Chosen)
+    dists: Mapping[str, tuple[Choice, ProviderDist]] = field(default_factory=dict)  # key -> its choice, read
+    files: Mapping[str, ElfFacts] = field(default_factory=dict)  # site-packages path -> facts
+    owners: Mapping[str, str] = field(default_factory=dict)  # site-packages path -> provider key
+    index: Provided = field(default_factory=Provided)
+    elf_bytes: int = 0
+
+    def owner(self, path: str | None) -> tuple[Choice, ProviderDist] | None:
+        """The provider of a library resolved to ``path`` (under WHEEL_ROOT)."""
+        key = self.owners.get(member_name(path)) if in_wheel(path) else None
+        return self.dists[key] if key else None
+
+
+@dataclass(frozen=True)
 class Trees:
-    """Step 2: what each judged file loads, and which files are roots."""
+    """Step 2b: what each judged file loads, and which files are roots."""
 
     trees: Mapping[str, Tree]
     roots: tuple[str, ...]  # extensions, and files no other file of the wheel needs
+    included: Mapping[str, Tree] = field(default_factory=dict)  # --include name -> what loading it loads
+
+    def all(self) -> list[Tree]:
+        """Every tree: the files', then the included libraries'."""
+        return [*self.trees.values(), *self.included.values()]
 
 
 @dataclass(frozen=True)
@@ -233,7 +284,8 @@ class References:
     """Step 3: per policy name, the roots' external libraries and blacklisted imports."""
 
     by_policy: Mapping[str, ExternalRefs]
-    root_libs: Mapping[str, frozenset[str]]  # root -> external SONAMEs under the most compatible policy
+    # root (or "--include NAME") -> external SONAMEs under the most compatible policy
+    root_libs: Mapping[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -242,6 +294,7 @@ class SymbolVerdict:
     versions: Mapping[str, frozenset[str]]  # library -> versions, as auditwheel's versioned_symbols
     uses: tuple[SymbolUse, ...]  # of the wheel's own files
     library_facts: Mapping[str, tuple[str, ElfFacts]]  # external SONAME -> (real path, facts)
+    provided_uses: tuple[SymbolUse, ...] = ()  # of the provided libraries (they count for every policy)
 
 
 @dataclass(frozen=True)
@@ -283,6 +336,8 @@ class Analysis:
     roots: tuple[str, ...] = ()
     refs: Mapping[str, ExternalRefs] = field(default_factory=dict)  # policy -> combined
     verdicts: Verdicts | None = None
+    included: Mapping[str, Tree] = field(default_factory=dict)  # --include name -> its tree
+    matched: Matched = field(default_factory=Matched)
 
 
 def android_tag(libc: str | None, platforms: tuple[str, ...]) -> str | None:
@@ -342,6 +397,7 @@ def classify_files(contents: WheelContents) -> Classified:
     arch, libc, pure_name = _filename_arch_libc(contents.name.platforms)
     arch_from = libc_from = None  # the member that set them (None: the file name)
     files, findings, valid, extensions, purelib = [], [], {}, {}, []
+    shipped = {posixpath.basename(m) for m in contents.members}  # (a name it dlopens that it ships is no hint)
     for member, facts in contents.elf.items():
         file_libc = elf_libc(facts, posixpath.basename(member))
         major = _extension_major(member, facts)
@@ -361,9 +417,10 @@ def classify_files(contents: WheelContents) -> Classified:
             elif file_libc != libc:
                 where = f"{libc_from} is for {libc}" if libc_from else f"its tags say {libc}"
                 raise InvalidWheel(wheel, f"ELF file built for {file_libc}, but {where}", member)
+        hints = tuple(h for h in facts.dlopen_hints if h not in shipped)
         files.append(ElfFile(member, facts.arch, facts.elf_class, "little" if facts.little_endian else "big", file_libc,
                              major is not None, facts.isa_level, facts.soname, facts.needed, facts.rpath,
-                             facts.runpath, ignored))
+                             facts.runpath, ignored, hints))
         if ignored:
             findings.append(Finding("file-ignored", "warning", member, ignored[len("ignored: "):]))
         else:
@@ -373,12 +430,58 @@ def classify_files(contents: WheelContents) -> Classified:
     return Classified(arch, libc, pure_name, tuple(files), valid, extensions, tuple(purelib), tuple(findings))
 
 
-def resolve_trees(contents: WheelContents, classified: Classified, host: Host, options: AuditOptions) -> Trees:
-    """Step 2: each judged file's tree.  A file of the wheel that another of its
+def match_providers(contents: WheelContents, classified: Classified, policies: PolicySet,
+                    options: AuditOptions) -> Matched:
+    """Step 2a: the wheels it requires, among the providers given
+    (:func:`wheelvet.providers.choose_providers`), read and laid out at their
+    place in site-packages.  A file the wheel itself ships at the same place
+    is the wheel's; a file name two providers ship is the first one's (in
+    Requires-Dist order).  The names a library not found inside the wheel is
+    taken from are those no policy's system provides."""
+    chosen = choose_providers(contents.requires_dist, contents.provides_extra, contents.name.tags,
+                              classified.libc or "glibc", classified.arch, options.providers)
+    if not chosen.choices:
+        return Matched(chosen)
+    dists: dict[str, tuple[Choice, ProviderDist]] = {}
+    files: dict[str, ElfFacts] = {}
+    owners: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    size = 0
+    for choice in chosen.choices:
+        dist = choice.source.load()
+        log.info("%s: requires %s: %s from %s, %d shared librar%s", contents.name.filename, choice.requirement,
+                 dist.label, dist.origin, len(dist.files), "y" if len(dist.files) == 1 else "ies")
+        dists[choice.source.key] = (choice, dist)
+        size += dist.elf_bytes
+        for path, facts in sorted(dist.files.items()):
+            if path in contents.elf or path in files:
+                continue
+            files[path], owners[path] = facts, choice.source.key
+            name = posixpath.basename(path)
+            if name not in by_name and not (policies.highest.allows_library(name) or is_loader_soname(name)
+                                            or LIBPYTHON_RE.match(name)):
+                by_name[name] = wheel_path(path)
+    index = Provided(by_name, frozenset(wheel_path(p) for p in files))
+    return Matched(chosen, dists, files, owners, index, size)
+
+
+INCLUDE_ROOT = WHEEL_ROOT + "/\0include"  # the place a library named by --include is loaded from (none of the wheel)
+
+
+def resolve_trees(contents: WheelContents, classified: Classified, host: Host, options: AuditOptions,
+                  matched: Matched | None = None) -> Trees:
+    """Step 2b: each judged file's tree.  A file of the wheel that another of its
     files loads finds, in the process, what that file's tree already loaded:
     its gaps are filled from such a tree (extensions first, complete trees
-    before incomplete ones)."""
-    files = WheelFiles(contents.elf, host.files, input_bytes=contents.elf_bytes)  # (resolve: the work budget)
+    before incomplete ones).  The providers' files stand where they install
+    (``matched``).  Each ``--include`` library is found where a dlopen by
+    name finds it before a repair: the environment's and the system's
+    directories (a path is that file); one the wheel ships already (by file
+    name) is the wheel's."""
+    matched = matched or Matched()
+    members = {**matched.files, **contents.elf} if matched.files else contents.elf
+    files = WheelFiles(members, host.files,  # (resolve: the work budget)
+                       input_bytes=contents.elf_bytes + matched.elf_bytes)
     ldpaths = options.ldpaths
     if ldpaths is None and classified.libc == "android":
         ldpaths = ""  # cross-compiled: the build machine's directories are never searched (auditwheel too)
@@ -388,7 +491,7 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
     for member, facts in classified.valid.items():
         try:
             trees[member] = resolve_tree(wheel_path(member), facts, files, config, exclude=options.exclude,
-                                         conf_dirs=conf)
+                                         conf_dirs=conf, provided=matched.index if matched.files else None)
         except InvalidElf as exc:  # a limit of the resolver (its work budget)
             raise exc.located(f"{contents.name.filename}: {member}") from None
     extensions = classified.extensions
@@ -407,7 +510,19 @@ def resolve_trees(contents: WheelContents, classified: Classified, host: Host, o
                 log.debug("%s: %s => %s", member, soname, lib.realpath or "not found")
     needed_names = {n for t in trees.values() for n in t.needed}
     roots = tuple(m for m in classified.valid if m in extensions or posixpath.basename(m) not in needed_names)
-    return Trees(trees, roots)
+    included: dict[str, Tree] = {}
+    if options.include and classified.valid:
+        # a root of the wheel's kind that needs only the library
+        like = next(iter(classified.valid.values()))
+        shipped = {posixpath.basename(m) for m in contents.members}
+        for name in options.include:
+            if posixpath.basename(name) in shipped:
+                continue  # the wheel ships it already (a wheel repaired before): nothing to graft
+            root = replace(like, needed=(name,), rpath=None, runpath=None, interpreter=None, soname=None)
+            included[name] = resolve_tree(INCLUDE_ROOT, root, files, config, libc=classified.libc or "glibc",
+                                          exclude=options.exclude, conf_dirs=conf,
+                                          provided=matched.index if matched.files else None)
+    return Trees(trees, roots, included)
 
 
 def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
@@ -428,7 +543,8 @@ def external_refs(tree: Tree, policy: Policy) -> ExternalRefs:
         lib = todo.pop()
         reqs.add(lib)
         found = tree.libraries.get(lib)
-        for dep in keep(found.needed if found else ()):
+        # what a provided library needs is its provider's business (its wheel is judged on its own)
+        for dep in keep(found.needed if found and not found.provided else ()):
             if dep not in reqs:
                 todo.append(dep)
     libs = {}
@@ -454,9 +570,10 @@ def collect_references(trees: Trees, policies: PolicySet) -> References:
     libs: dict[str, dict[str, str | None]] = {p.name: {} for p in policies}
     blacklist: dict[str, dict[str, set[str]]] = {p.name: defaultdict(set) for p in policies}
     root_libs: dict[str, frozenset[str]] = {}
-    for member in trees.roots:
+    roots = [(m, trees.trees[m]) for m in trees.roots] + [(f"--include {n}", t) for n, t in trees.included.items()]
+    for member, tree in roots:
         for p in policies:
-            refs = external_refs(trees.trees[member], p)
+            refs = external_refs(tree, p)
             if p is policies.highest:
                 root_libs[member] = frozenset(refs.libs)
             libs[p.name].update(refs.libs)
@@ -475,7 +592,7 @@ def _version_needs(facts: ElfFacts) -> dict[str, set[str]]:
     return out
 
 
-def symbol_uses(file: str, facts: ElfFacts, external: bool = False) -> list[SymbolUse]:
+def symbol_uses(file: str, facts: ElfFacts, external: bool = False, provider: str | None = None) -> list[SymbolUse]:
     """Per (library, version): the symbols ``facts`` imports with it."""
     by_version: dict[tuple[str, str], list[str]] = defaultdict(list)
     for need in facts.version_needs:
@@ -486,19 +603,31 @@ def symbol_uses(file: str, facts: ElfFacts, external: bool = False) -> list[Symb
     for sym in facts.imports:
         if sym.version and sym.library and (sym.library, sym.version) in by_version:
             by_version[(sym.library, sym.version)].append(sym.name)
-    return [SymbolUse(file, lib, v, tuple(sorted(set(names))), external) for (lib, v), names in sorted(by_version.items())]
+    return [SymbolUse(file, lib, v, tuple(sorted(set(names))), external, provider)
+            for (lib, v), names in sorted(by_version.items())]
 
 
-def symbol_verdict(classified: Classified, trees: Trees, refs: References, policies: PolicySet) -> SymbolVerdict:
-    """Step 4a: for each policy, the symbol versions of the wheel's files and of
-    the external libraries that policy would graft; the most compatible
-    policy that allows its own set wins."""
+def symbol_verdict(classified: Classified, trees: Trees, refs: References, policies: PolicySet,
+                   matched: Matched | None = None) -> SymbolVerdict:
+    """Step 4a: for each policy, the symbol versions of the wheel's files, of
+    the libraries other wheels provide to it (which it cannot run without,
+    whatever the policy) and of the external libraries that policy would
+    graft; the most compatible policy that allows its own set wins."""
     versioned: dict[str, set[str]] = defaultdict(set)
     uses: list[SymbolUse] = []
     for member, facts in classified.valid.items():
         for lib, vs in _version_needs(facts).items():
             versioned[lib] |= vs
         uses += symbol_uses(member, facts)
+    provided_uses: list[SymbolUse] = []
+    if matched is not None and matched.files:
+        provided = {lib.realpath: lib.facts for t in trees.all() for lib in t.libraries.values()
+                    if lib.provided and lib.facts is not None}
+        for real, facts in sorted(provided.items()):
+            owner = matched.owner(real)
+            for lib, vs in _version_needs(facts).items():
+                versioned[lib] |= vs
+            provided_uses += symbol_uses(member_name(real), facts, provider=owner[1].label if owner else None)
 
     library_facts: dict[str, tuple[str, ElfFacts]] = {}
     for p in policies:
@@ -506,7 +635,7 @@ def symbol_verdict(classified: Classified, trees: Trees, refs: References, polic
             continue
         for soname, real in refs.by_policy[p.name].libs.items():
             if real and soname not in library_facts:
-                lib = next((t.libraries[soname] for t in trees.trees.values()
+                lib = next((t.libraries[soname] for t in trees.all()
                             if soname in t.libraries and t.libraries[soname].realpath == real), None)
                 if lib is not None and lib.facts is not None:
                     library_facts[soname] = (real, lib.facts)
@@ -530,7 +659,8 @@ def symbol_verdict(classified: Classified, trees: Trees, refs: References, polic
     else:
         versions = {k: set(v) for k, v in versioned.items()}
         policy = policies.symbol_policy(versions)
-    return SymbolVerdict(policy, {k: frozenset(v) for k, v in versions.items()}, tuple(uses), library_facts)
+    return SymbolVerdict(policy, {k: frozenset(v) for k, v in versions.items()}, tuple(uses), library_facts,
+                         tuple(provided_uses))
 
 
 def isa_verdict(classified: Classified, trees: Trees, refs: References, policies: PolicySet,
@@ -549,6 +679,8 @@ def isa_verdict(classified: Classified, trees: Trees, refs: References, policies
                 checked.add(member)
                 if tree.facts.isa_level:
                     offenders[member], levels[member] = None, tree.facts.isa_level
+        # the external libraries the roots load, and those --include grafts for dlopen
+        for tree in [*(trees.trees[m] for m in trees.roots), *trees.included.values()]:
             for lib in tree.libraries.values():
                 if lib.soname in external_sonames and lib.realpath and lib.facts and lib.realpath not in checked:
                     checked.add(lib.realpath)
@@ -579,7 +711,7 @@ def policy_gaps(policies: PolicySet, overall: Policy, refs: References, symbols:
     for p in policies:
         if p.priority <= overall.priority:
             continue
-        too_recent = [u for u in symbols.uses if not p.allows_version(u.version)]
+        too_recent = [u for u in (*symbols.uses, *symbols.provided_uses) if not p.allows_version(u.version)]
         for soname in sorted(refs.by_policy[p.name].libs):
             if soname in symbols.library_facts:
                 real, facts = symbols.library_facts[soname]
@@ -610,12 +742,12 @@ def collect_findings(classified: Classified, trees: Trees, refs: References, pol
     # (resolve: why the loader's result is unknown, per library; built once)
     unknown_of = {s: lib.unknown for t in trees.trees.values() for s, lib in t.libraries.items() if lib.unknown}
     users_of: dict[str, list[str]] = defaultdict(list)  # (one pass: roots x libraries was quadratic)
-    for m in trees.roots:
-        for s in refs.root_libs[m]:
+    for m, names in refs.root_libs.items():  # (the roots, and the --include libraries)
+        for s in names:
             users_of[s].append(m)
     for soname, real in sorted(highest.libs.items()):
         users = sorted(users_of.get(soname, ()))
-        where = users[0] if len(users) == 1 else None
+        where = users[0] if len(users) == 1 and not users[0].startswith("--include ") else None
         who = "" if where else f" (needed by {', '.join(users) or 'the wheel'})"
         unknown = unknown_of.get(soname)
         if real is None and unknown:  # (resolve: the loader's search passes where wheelvet cannot look)
@@ -658,6 +790,72 @@ def collect_findings(classified: Classified, trees: Trees, refs: References, pol
     return tuple(findings)
 
 
+def provided_libraries(classified: Classified, trees: Trees, refs: References,
+                       matched: Matched) -> tuple[tuple[ProvidedLibrary, ...], tuple[Finding, ...]]:
+    """Step 5c: the libraries other wheels provide to the wheel's files (each
+    with the requirement that brings its provider), and what a reader acts
+    on: a file whose search path does not lead to one (a repair adds the
+    entry), a requirement that does not pin its provider tightly enough to
+    keep the SONAME (:func:`wheelvet.providers.pin_problem`), a provider
+    installed only with an extra, a provider given that the wheel does not
+    require, and the matching's own notes."""
+    findings = [Finding(code, "warning", None, message) for code, message in matched.chosen.notes]
+    users: dict[str, list[str]] = defaultdict(list)
+    unreached: dict[str, list[str]] = defaultdict(list)
+    where: dict[str, str] = {}
+    for member in classified.valid:
+        tree = trees.trees[member]
+        for name in tree.needed:
+            lib = tree.libraries.get(name)
+            if lib is None or not lib.provided:
+                continue
+            users[name].append(member)
+            where[name] = lib.realpath
+            if lib.unreached:
+                unreached[name].append(member)
+    out = []
+    used: dict[str, list[str]] = defaultdict(list)  # provider key -> SONAMEs it provides
+    for name in sorted(users):
+        choice, dist = matched.owner(where[name])
+        used[choice.source.key].append(name)
+        out.append(ProvidedLibrary(name, dist.name, dist.version, member_name(where[name]), str(choice.requirement),
+                                   tuple(users[name]), tuple(unreached[name])))
+    for p in out:
+        for member in p.unreached:
+            findings.append(Finding("provided-not-reached", "warning", member,
+                                    f"needs {p.soname}, which {p.distribution} {p.version} provides "
+                                    f"({p.path}), but its search path does not lead there: repair adds the "
+                                    "directory to its RPATH"))
+    for key, names in used.items():
+        choice, dist = matched.dists[key]
+        # the tightest rule first: an unversioned SONAME keeps only the provider's major.minor
+        for name in sorted(names, key=lambda n: (soname_versioned(n), n)):
+            problem = pin_problem(choice.requirement, dist.version, name)
+            if problem is not None:
+                why = (f"{name} carries no version, so only the same major.minor release is taken to keep it"
+                       if not soname_versioned(name) else "a versioned SONAME is taken to change at most with the "
+                                                          "major version")
+                findings.append(Finding(
+                    "provider-pin", "warning", None,
+                    f"Requires-Dist {choice.requirement} allows {dist.name} {problem.allowed}, outside "
+                    f"{dist.name} {problem.window}, where {name} is taken to stay ({why}): a release that ships "
+                    f"another SONAME would break the import; pin it: {problem.suggestion}"))
+                break
+        if choice.extra:
+            findings.append(Finding("provider-optional", "warning", None,
+                                    f"{dist.name} provides {', '.join(names)}, but Requires-Dist {choice.requirement} "
+                                    f"installs it only with the extra {choice.extra!r}: without it the import fails"))
+    wanted = {s for names in refs.root_libs.values() for s in names}
+    for source in matched.chosen.unrequired:
+        shipped = sorted(wanted & source.names())
+        if shipped:
+            findings.append(Finding("provider-not-required", "warning", None,
+                                    f"needs {', '.join(shipped)}, which {source.name} {source.version} ({source.origin}) "
+                                    f"ships, but it does not require {source.name} (Requires-Dist), so pip does not "
+                                    f"install it with this wheel: not taken as provided"))
+    return tuple(out), tuple(findings)
+
+
 # ------------------------------------------------------------------ the audit
 
 
@@ -682,9 +880,10 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         policies = policy_set(libc, classified.arch, android_tag(libc, contents.name.platforms))
     except InvalidInput as exc:
         raise InvalidWheel(wheel, str(exc)) from None
-    trees = resolve_trees(contents, classified, host, options)
+    matched = match_providers(contents, classified, policies, options)
+    trees = resolve_trees(contents, classified, host, options, matched)
     refs = collect_references(trees, policies)
-    symbols = symbol_verdict(classified, trees, refs, policies)
+    symbols = symbol_verdict(classified, trees, refs, policies, matched)
     isa = isa_verdict(classified, trees, refs, policies, options)
     pyfpe, ucs2 = python_abi_verdict(classified, policies)
     by_policy = refs.by_policy
@@ -700,6 +899,10 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         found=PolicySet.most((p for p in policies if all(by_policy[p.name].libs.values())), policies.linux),
     )
     overall = verdicts.overall
+    provided, provider_findings = provided_libraries(classified, trees, refs, matched)
+    system = policies.highest  # (a name its system provides is no dlopen hint)
+    files = tuple(replace(f, dlopen_hints=tuple(h for h in f.dlopen_hints if not system.allows_library(h)))
+                  if f.dlopen_hints else f for f in classified.files)
     audit = WheelAudit(
         wheel=wheel,
         path=contents.path,
@@ -717,12 +920,13 @@ def analyze(contents: WheelContents, options: AuditOptions = AuditOptions(), hos
         external_libs=tuple(sorted(by_policy[policies.highest.name].libs.items())),
         gaps=policy_gaps(policies, overall, refs, symbols, isa, options),
         symbol_uses=symbols.uses,
-        files=classified.files,
-        findings=collect_findings(classified, trees, refs, policies, isa, pyfpe, ucs2, options),
+        files=files,
+        findings=collect_findings(classified, trees, refs, policies, isa, pyfpe, ucs2, options) + provider_findings,
+        provided_libs=provided,
     )
     log.info("%s: %s %s, %d ELF file(s); meets %s, symbol versions allow %s", wheel, libc, classified.arch,
              len(classified.valid), overall.name, symbols.policy.name)
-    return Analysis(audit, contents, policies, trees.trees, trees.roots, by_policy, verdicts)
+    return Analysis(audit, contents, policies, trees.trees, trees.roots, by_policy, verdicts, trees.included, matched)
 
 
 def audit_wheel(path: str, options: AuditOptions = AuditOptions(), host: Host | None = None) -> WheelAudit:
@@ -731,7 +935,7 @@ def audit_wheel(path: str, options: AuditOptions = AuditOptions(), host: Host | 
 
 
 __all__ = ["Analysis", "AuditOptions", "Classified", "ElfFile", "ExternalRefs", "Finding", "Host", "IsaVerdict",
-           "PolicyGap", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze", "android_tag",
+           "Matched", "PolicyGap", "ProvidedLibrary", "References", "SymbolUse", "SymbolVerdict", "Trees", "Verdicts", "WheelAudit", "analyze", "android_tag",
            "audit_wheel", "classify_files", "collect_findings", "collect_references", "external_refs",
-           "in_data_purelib", "isa_verdict", "policy_gaps", "python_abi_verdict", "resolve_trees", "symbol_uses",
+           "in_data_purelib", "isa_verdict", "match_providers", "policy_gaps", "provided_libraries", "python_abi_verdict", "resolve_trees", "symbol_uses",
            "symbol_verdict", "system_host"]

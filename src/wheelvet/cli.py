@@ -17,6 +17,7 @@ from . import __version__
 from .audit import AuditOptions, WheelAudit, audit_wheel
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_POLICY, EXIT_TERMINATED, EXIT_USAGE, UsageError, WheelvetError
 from .escape import printable
+from .providers import find_providers
 from .report import render_json, render_text
 from .shortfall import explain, shortfalls
 
@@ -37,6 +38,12 @@ def _add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="do not graft libraries whose SONAME or path matches this glob, nor what only they need "
                         "(repeatable)")
+    p.add_argument("--provider", action="append", default=[], metavar="PATH_OR_DIR",
+                   help="a wheel (or a directory of wheels) the wheel requires that ships libraries it needs: "
+                        "those are provided, not grafted; the RPATH leads to where it installs (repeatable)")
+    p.add_argument("--provider-env", dest="provider_env", action="append", default=[], metavar="PYTHON",
+                   help="take the providers from an environment: its Python interpreter, or a site-packages "
+                        "directory (repeatable)")
 
 
 PATCHERS = ("patchelf", "lief-patchelf", "none")  # auditwheel's --patcher choices
@@ -88,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--no-update-tags", dest="update_tags", action="store_false",
                         help="keep the file name and WHEEL tags as they are")
     repair.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the repair plan and write nothing")
+    repair.add_argument("--include", action="append", default=[], metavar="LIB",
+                        help="also graft this library, which no DT_NEEDED names (loaded with dlopen): a SONAME, "
+                             "found as the loader finds libraries, or a path; it keeps its name (repeatable)")
     repair.add_argument("--patcher", default=None, metavar="PATCHER",
                         help="the ELF patcher: patchelf (default), lief-patchelf (the same command line, another "
                              "program) or none (only repairs that change no ELF file) (env AUDITWHEEL_PATCHER)")
@@ -102,6 +112,9 @@ def _options(args: argparse.Namespace, environ: dict) -> AuditOptions:
         exclude=tuple(args.exclude),
         disable_isa_ext_check=args.disable_isa_ext_check,
         allow_pure_python_wheel=args.allow_pure_python_wheel,
+        providers=find_providers(args.provider, args.provider_env),
+        # a path is the file it names (from here); a name is searched for as the loader would
+        include=tuple(os.path.abspath(n) if "/" in n else n for n in getattr(args, "include", ())),
     )
 
 
@@ -241,9 +254,7 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     plat = args.plat or environ.get("AUDITWHEEL_PLAT") or "auto"
     options = RepairOptions(plat=plat, only_plat=args.only_plat, lib_sdir=args.lib_sdir, strip=args.strip,
                             update_tags=args.update_tags, exclude=tuple(args.exclude))
-    audit_options = AuditOptions(ldpaths=args.ldpaths, environ=environ, exclude=tuple(args.exclude),
-                                 disable_isa_ext_check=args.disable_isa_ext_check,
-                                 allow_pure_python_wheel=args.allow_pure_python_wheel)
+    audit_options = _options(args, environ)
     status = EXIT_OK
     # One session for the call: the wheels of a release graft the same
     # libraries, patched and compressed once for all of them.

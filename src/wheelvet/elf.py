@@ -22,10 +22,11 @@ import errno
 import itertools
 import mmap
 import os
+import re
 import stat
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Iterable
 
 from .errors import InvalidElf
@@ -67,6 +68,7 @@ PT_INTERP = 3
 PT_NOTE = 4
 PT_GNU_PROPERTY = 0x6474E553
 PF_X = 1
+PF_W = 2
 
 DT_NULL = 0
 DT_NEEDED = 1
@@ -156,6 +158,12 @@ class ElfFacts:
     version_needs: tuple[VersionNeed, ...]
     imports: tuple[ImportedSymbol, ...]
     init_functions: frozenset[str]  # defined FUNC symbols named like module inits
+    # Names like ``libfoo.so.1`` in the read-only data that are not in
+    # DT_NEEDED (nor the SONAME): what the file may dlopen.  Found while a
+    # wheel member streams by (:class:`DlopenHints`, in the pass that reads
+    # it whole); empty for files read otherwise (host libraries, patched
+    # files).  A hint, not a fact of the file's structure: not compared.
+    dlopen_hints: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def isa_level(self) -> str | None:
@@ -590,11 +598,13 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
         # Its low bytes are taken out in one slice and searched in C: a
         # chain that never ends (a file full of zeros) costs one pass over
         # what was kept, not a Python step per word.
+        # Windows of growing size: a real chain ends within a few words (one
+        # small slice), a hostile one costs at most twice one pass.
         start = boff + 4 * nbuckets + 4 * (last - symndx)
         budget = 4 * (MAX_SYMBOLS + 1)
-        pos = start
+        pos, window = start, 256
         while pos - start < budget and pos < buf.size:
-            chunk = buf.available(pos, budget - (pos - start))
+            chunk = buf.available(pos, min(window, budget - (pos - start)))
             words = len(chunk) // 4
             if not words:
                 raise _Missing(pos, pos + 4)
@@ -603,6 +613,7 @@ def _count_symbols(buf: _Bytes, lay: _Layout, tags: dict[int, int], symoff: int,
             if hit >= 0:
                 return last + (pos - start) // 4 + hit + 1
             pos += words * 4
+            window *= 2
         raise InvalidElf("GNU hash chain does not terminate")
     if DT_HASH in tags:
         off = lay.to_offset(tags[DT_HASH], "DT_HASH")
@@ -651,6 +662,101 @@ def _read_isa(buf: _Bytes, lay: _Layout) -> int:
                 return 0
             pos = ((desc_end + pad - 1) // pad) * pad
     return 0
+
+
+# ---------------------------------------------------------------- dlopen hints
+
+# A name the scan reports: ``lib`` + name characters + ``.so`` + optional
+# version numbers, ending a C string (NUL), after a non-name byte or a "/".
+_HINT_RE = re.compile(rb"lib[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.so(?:\.[0-9]+)*")
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
+_VERSION_BYTES = frozenset(b"0123456789.")
+HINT_LOOKBACK = 200  # the longest name looked back for from a ".so"
+HINT_TAIL = 64  # the longest version suffix looked at after it
+MAX_HINT_HITS = 1 << 14  # ".so" occurrences examined in one file (a few dozen in real ones)
+MAX_HINTS = 64  # names kept for one file
+HINT_EXEC_TAIL = 64 << 20  # bytes at the end of an executable segment scanned, when it holds the read-only data
+
+
+class DlopenHints:
+    """Library names in a file's read-only data, found as its bytes stream by.
+
+    Only the read-only loadable segments are scanned (no write, no execute:
+    ``.rodata`` under ``-z separate-code``; a file linked without such a
+    segment has the last :data:`HINT_EXEC_TAIL` bytes of its executable ones
+    scanned instead, where ld puts its read-only data after the code).  The work is one ``bytes.find`` for ".so" over those bytes
+    plus at most :data:`MAX_HINT_HITS` look-arounds of a few hundred bytes:
+    bounded by the bytes read, whatever the file holds."""
+
+    def __init__(self, lay: _Layout) -> None:
+        loads = [p for p in lay.segments(PT_LOAD) if p[4]]
+        ranges = [(p[2], p[2] + p[4]) for p in loads if not p[1] & (PF_W | PF_X)]
+        if not ranges or all(r[0] == 0 for r in ranges):  # only the headers' segment: no separate read-only data
+            # ld puts .rodata after .text: the end of the executable segment
+            # (for speed: libtorch_cpu.so's is 341 MB, its .rodata in the last 45)
+            ranges += [(max(p[2], p[2] + p[4] - HINT_EXEC_TAIL), p[2] + p[4]) for p in loads
+                       if p[1] & PF_X and not p[1] & PF_W]
+        self.ranges = sorted(set(ranges))
+        self.found: dict[str, None] = {}
+        self.hits = 0
+        self._carry = b""
+        self._carry_end = -1
+        self._next = 0  # file offset from which ".so" hits are still to be examined
+
+    def feed(self, data, at: int) -> None:
+        """``data``: the file's bytes from offset ``at`` (in order, each once)."""
+        end = at + len(data)
+        for s, e in self.ranges:
+            lo, hi = max(s, at), min(e, end)
+            if lo < hi and self.hits <= MAX_HINT_HITS:
+                self._scan(data, at, lo, hi, final=hi == e)
+
+    def _scan(self, data, at: int, lo: int, hi: int, final: bool) -> None:
+        """Examine the ".so" in file bytes [lo, hi) (``data`` holds them from
+        ``at``), in place: only the seam with the previous piece is copied
+        (a name may straddle it).  A hit too near ``hi`` to see its end
+        waits for the next piece."""
+        seam = HINT_TAIL + HINT_LOOKBACK + 8
+        if self._carry_end != lo:  # a new range
+            self._carry, self._next = b"", lo
+        stop = hi if final else hi - HINT_TAIL
+        if self._carry:
+            joint_end = min(hi, lo + seam)
+            joint = self._carry + bytes(data[lo - at : joint_end - at])
+            self._examine(joint, lo - len(self._carry), 0, stop if joint_end == hi else min(stop, lo + HINT_LOOKBACK))
+        if stop > max(self._next, lo):
+            self._examine(data, at, lo - at, stop)
+        self._carry = (self._carry + bytes(data[max(lo, hi - seam) - at : hi - at]))[-seam:]
+        self._carry_end = hi
+
+    def _examine(self, buf, base: int, floor: int, stop: int) -> None:
+        """The hits at file offsets [self._next, stop) of ``buf`` (holding the
+        file from offset ``base``; names looked back for down to index ``floor``)."""
+        i, limit = max(floor, self._next - base), stop - base
+        if limit <= i:
+            return
+        while self.hits <= MAX_HINT_HITS:
+            j = buf.find(b".so", i, limit + 2)
+            if j < 0 or j >= limit:
+                break
+            self.hits += 1
+            i = j + 3
+            k = i
+            while k < len(buf) and k - i < HINT_TAIL and buf[k] in _VERSION_BYTES:
+                k += 1
+            if k >= len(buf) or buf[k] != 0:
+                continue  # not the end of a C string
+            m = j
+            while m > floor and j - m < HINT_LOOKBACK and buf[m - 1] in _NAME_BYTES:
+                m -= 1
+            token = bytes(buf[m:k]).rstrip(b".")
+            if _HINT_RE.fullmatch(token) and len(self.found) < MAX_HINTS:
+                self.found[token.decode("ascii")] = None
+        self._next = max(self._next, stop, base + i)
+
+    def names(self, facts: ElfFacts) -> tuple[str, ...]:
+        known = set(facts.needed) | {facts.soname}
+        return tuple(sorted(n for n in self.found if n not in known))
 
 
 # ---------------------------------------------------------------- reading
@@ -766,9 +872,11 @@ def _read_stream(open_stream, size: int) -> ElfFacts:
                     raise InvalidElf("file ends inside its headers") from None
         keep_prefix = max(lay.table_prefix_end(PREFIX_CAP), len(head))
         ranges = [r for r in lay.wanted_ranges() if r[1] > keep_prefix]
-        buf = _stream_ranges(stream, head, size, keep_prefix, ranges)
+        hints = DlopenHints(lay)
+        buf = _stream_ranges(stream, head, size, keep_prefix, ranges, hints)
     try:
-        return _parse(buf)
+        facts = _parse(buf)
+        return replace(facts, dlopen_hints=hints.names(facts)) if hints.found else facts
     except _Missing as exc:
         # (only the offsets: the exception's traceback holds the first
         # pass's buffer, which must go before the second pass fills another)
@@ -812,7 +920,8 @@ def _table_ranges(buf: _Bytes, lay: _Layout, miss: _Missing) -> list[tuple[int, 
     return [(start, min(buf.size, end + (32 << 20)))]
 
 
-def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]]) -> _Bytes:
+def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: int, ranges: list[tuple[int, int]],
+                   hints: DlopenHints | None = None) -> _Bytes:
     """Read the stream on from ``head`` (what was read of it already),
     keeping bytes [0, keep_prefix) and the ``ranges``.  Each kept range is
     allocated once at its full size and filled in place: appending to a
@@ -853,12 +962,16 @@ def _stream_ranges(stream: BinaryIO, head: bytearray, size: int, keep_prefix: in
         return first
 
     first = take(memoryview(head), 0, 0)
+    if hints is not None:
+        hints.feed(head, 0)
     stop = max(e_ for _s, e_ in spans)
     while pos < stop:
         chunk = stream.read(CHUNK)
         if not chunk:
             break
         first = take(memoryview(chunk), pos, first)
+        if hints is not None:  # (the read-only data passes by on its way to the dynamic segment)
+            hints.feed(chunk, pos)
         pos += len(chunk)
     for i, buf in enumerate(bufs):  # the stream ended early: keep what came
         if filled[i] < len(buf):

@@ -580,10 +580,32 @@ class Library:
     # Why wheelvet cannot know what the loader loads for it (then path is
     # None): an entry of the search path it cannot search came first.
     unknown: str | None = None
+    # A library another wheel installs (a provider: :class:`Provided`), at
+    # its place in site-packages under WHEEL_ROOT.  ``unreached``: the
+    # requesting object's search path does not lead there (a repair adds
+    # the directory to it).
+    provided: bool = False
+    unreached: bool = False
 
     @property
     def needed(self) -> tuple[str, ...]:
         return self.facts.needed if self.facts else ()
+
+
+@dataclass(frozen=True)
+class Provided:
+    """The libraries of the wheels a wheel depends on (its providers), laid
+    out where they install: both wheels go to the same site-packages, so a
+    provider's ``nvidia/cuda_runtime/lib/libcudart.so.12`` is
+    ``WHEEL_ROOT/nvidia/cuda_runtime/lib/libcudart.so.12`` (the Files view
+    holds it there, beside the wheel's own members).
+
+    ``by_name``: file name -> its path, for the names a library the loader
+    does not find inside the wheel is taken from (then it is ``unreached``
+    unless the search path led there); ``paths``: every provider file."""
+
+    by_name: Mapping[str, str] = field(default_factory=dict)
+    paths: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -615,6 +637,7 @@ def resolve_tree(
     libc: str | None = None,
     exclude: Iterable[str] = (),
     conf_dirs: Mapping[str | None, tuple[str, ...]] | None = None,
+    provided: Provided | None = None,
 ) -> Tree:
     """Resolve every library ``path`` loads, directly or not.
 
@@ -622,6 +645,13 @@ def resolve_tree(
     parsed ld.so.conf there; by default it is read here).  The steps count
     against ``files.budget`` when it has one (a :class:`WheelFiles` does:
     one budget for all the trees of a wheel); past it, :class:`InvalidElf`.
+
+    ``provided``: libraries other wheels install (:class:`Provided`).  A
+    name the search finds in one of their files is provided; a name it does
+    not find inside the wheel (found on the host, not found, unknown) that a
+    provider ships is taken from the provider, ``unreached``: a repair puts
+    the provider's directory in the file's DT_RPATH, which the loader reads
+    before anything else on the host.
     """
     exclude = tuple(exclude)
     libc = libc or elf_libc(facts, posixpath.basename(path))
@@ -695,6 +725,12 @@ def resolve_tree(
             if soname not in results:
                 results[soname] = _find(soname, origin, dirs, files, facts, libc, budget)
             found, unknown = results[soname]
+            unreached = False
+            if provided is not None and (found is None or not in_wheel(found[1])) and soname in provided.by_name:
+                where = provided.by_name[soname]
+                hit = files.lookup(where)
+                if hit is not None and facts.is_compatible(hit[1]):
+                    found, unknown, unreached = (where, *hit), None, True
             # A path glob matches the path as the loader found it (through a
             # symlinked directory: /usr/local/cuda/...) or the real path.
             if found and (_excluded(found[0], exclude) or _excluded(found[1], exclude)):
@@ -703,7 +739,8 @@ def resolve_tree(
             if not found:
                 libraries[soname] = Library(soname, None, None, None, obj_path, unknown)
                 continue
-            lib = Library(soname, found[0], found[1], found[2], obj_path)
+            lib = Library(soname, found[0], found[1], found[2], obj_path,
+                          provided=provided is not None and found[1] in provided.paths, unreached=unreached)
             libraries[soname] = lib
             if found[2].soname:
                 by_soname.setdefault(found[2].soname, lib)

@@ -40,9 +40,10 @@ REMEDIES = {
                     "build in the {policy} image ({image})"),
     "graft": ("graft {names} with `wheelvet repair`",
               "graft {names}: keep `mode: repair`"),
-    "provide-library": ("make {names} findable so that it can be grafted (LD_LIBRARY_PATH, --ldpaths), or pass --exclude",
-                        "install {names} with `before-repair`, add its directory to `ld-library-path`, "
-                        "or list it in `exclude`"),
+    "provide-library": ("make {names} findable so that it can be grafted (LD_LIBRARY_PATH, --ldpaths), pass "
+                        "--provider with the wheel that ships it, or pass --exclude",
+                        "install {names} with `before-repair`, add its directory to `ld-library-path`, list the "
+                        "wheel that ships it in `providers`, or list it in `exclude`"),
     "avoid-symbols": ("stop importing {names}, or target a less compatible policy",
                       "stop importing {names}, or set `plat` to a less compatible policy"),
     "baseline-isa": ("build for the baseline (no -march=native), or pass --disable-isa-ext-check",
@@ -63,6 +64,7 @@ class Evidence:
     file: str | None  # a member of the wheel, a host library (``external``), or None when not one file
     symbols: tuple[str, ...] = ()
     external: bool = False  # a host library that a repair would graft
+    provider: str | None = None  # a library another wheel provides ("prov 1.0"); ``file`` is its place in site-packages
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def shortfalls(audit: WheelAudit, target: Policy | str, *, after_repair: bool = 
 def _symbol_versions(uses, target: Policy, pset: PolicySet) -> list[Shortfall]:
     groups: dict[tuple[str, str], list[Evidence]] = {}
     for u in uses:
-        groups.setdefault((u.library, u.version), []).append(Evidence(u.file, u.symbols, u.external))
+        groups.setdefault((u.library, u.version), []).append(Evidence(u.file, u.symbols, u.external, u.provider))
     rows = sorted(((pset.best_for_version(v), lib, v, ev) for (lib, v), ev in groups.items()),
                   key=lambda r: (r[0].priority, r[1], r[2]))
     remedy = Remedy("build-older", policy=target.base, image=build_image(target))
@@ -209,11 +211,19 @@ def symbols_text(names: Sequence[str], n: int = 8) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
+def evidence_label(e: Evidence) -> str:
+    """A file as a reader should see it: a wheel member, a library a repair
+    would graft, or one another wheel provides."""
+    if e.provider:
+        return f"{e.file} (provided by {e.provider})"
+    return f"{e.file} (external, would be grafted)" if e.external else str(e.file)
+
+
 def describe(s: Shortfall) -> list[str]:
     """Plain text, one line per piece of evidence: what rules the target out."""
     if s.kind == "symbol-version":
-        return [f"{e.file}{' (external, would be grafted)' if e.external else ''}: {s.subject} from {s.library} "
-                f"is too recent ({symbols_text(e.symbols)})" for e in s.evidence]
+        return [f"{evidence_label(e)}: {s.subject} from {s.library} is too recent ({symbols_text(e.symbols)})"
+                for e in s.evidence]
     if s.kind == "external-library":
         return [f"external library {s.subject} ({s.path}), which {s.target} does not allow"]
     if s.kind == "library-not-found":
@@ -244,5 +254,5 @@ def explain(found: Sequence[Shortfall], audience: str = "cli") -> list[str]:
     return lines
 
 
-__all__ = ["AUDIENCES", "Evidence", "KINDS", "REMEDIES", "Remedy", "Shortfall", "build_image", "describe", "explain",
+__all__ = ["AUDIENCES", "Evidence", "KINDS", "REMEDIES", "Remedy", "Shortfall", "build_image", "describe", "evidence_label", "explain",
            "few", "remedies", "remedy_text", "shortfalls", "symbols_text"]

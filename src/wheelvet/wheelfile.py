@@ -155,9 +155,11 @@ class WheelContents:
     elf: Mapping[str, ElfFacts]  # ELF members -> facts
     verified: bool = False  # every member checked against its CRC and RECORD hash
     elf_bytes: int = 0  # the ELF members' size together (what bounds the work on them)
+    requires_dist: tuple[str, ...] = ()  # METADATA's Requires-Dist lines, as written
+    provides_extra: tuple[str, ...] = ()  # METADATA's Provides-Extra
 
 
-def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]]]:
+def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, tuple[str, ...], dict[str, tuple[str, str]], tuple]:
     dist_info = _check_dist_info_names(zf, wheel)
     member = f"{dist_info}/WHEEL"
     if member not in zf.NameToInfo:
@@ -171,9 +173,9 @@ def _read_wheel_metadata(zf: zipfile.ZipFile, wheel: WheelName) -> tuple[bool, t
     purelib_text = (msg.get("Root-Is-Purelib") or "").strip().lower()
     if purelib_text not in ("true", "false"):
         raise InvalidWheel(wheel.filename, f"Root-Is-Purelib must be true or false, not {purelib_text!r}", member)
-    _check_metadata(zf, wheel, dist_info)
+    requires = _check_metadata(zf, wheel, dist_info)
     digests = _check_record(zf, wheel, dist_info)
-    return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ()), digests
+    return purelib_text == "true", tuple(t.strip() for t in msg.get_all("Tag") or ()), digests, requires
 
 
 def _canonical(name: str) -> str:
@@ -215,7 +217,8 @@ def _check_dist_info_names(zf: zipfile.ZipFile, wheel: WheelName) -> str:
     return dist_info
 
 
-def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> None:
+def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Name and Version must be the file name's; returns (Requires-Dist, Provides-Extra)."""
     member = f"{dist_info}/METADATA"
     if member not in zf.NameToInfo:
         raise InvalidWheel(wheel.filename, "missing METADATA file", member)
@@ -227,6 +230,8 @@ def _check_metadata(zf: zipfile.ZipFile, wheel: WheelName, dist_info: str) -> No
         raise InvalidWheel(wheel.filename, f"METADATA names {name!r}, the file name {wheel.distribution!r}", member)
     if not _same_version(version, wheel.version):
         raise InvalidWheel(wheel.filename, f"METADATA says version {version!r}, the file name {wheel.version!r}", member)
+    return (tuple(" ".join(r.split()) for r in msg.get_all("Requires-Dist") or ()),
+            tuple(e.strip() for e in msg.get_all("Provides-Extra") or ()))
 
 
 def _read_text(zf: zipfile.ZipFile, wheel: WheelName, member: str, kind: str) -> str:
@@ -313,7 +318,7 @@ def _one_line(exc: BaseException) -> str:
 def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, facts_by_name) -> WheelContents:
     starts: dict[str, int] = {}
     check_archive(zf, filename, starts)
-    root_is_purelib, wheel_tags, digests = _read_wheel_metadata(zf, name)
+    root_is_purelib, wheel_tags, digests, (requires, extras) = _read_wheel_metadata(zf, name)
     infos = [i for i in zf.infolist() if not i.is_dir()]
     reused: dict[str, ElfFacts] = dict(facts_by_name or {})
     if known is not None and known_crcs is not None:
@@ -346,7 +351,7 @@ def _read_open_wheel(path, zf, filename, name, jobs, verify, known, known_crcs, 
             raise InvalidWheel(filename, "named like a shared library but is not an ELF file", info.filename)
     elf_bytes = sum(i.file_size for i in infos if i.filename in facts)
     return WheelContents(path, name, root_is_purelib, wheel_tags, tuple(i.filename for i in infos), facts, verify,
-                         elf_bytes)
+                         elf_bytes, requires, extras)
 
 
 @dataclass(frozen=True)

@@ -374,15 +374,22 @@ def _make_handler(fake: FakeArtifactService):
                          "created_at": "2026-12-01T10:00:00Z", "digest": a.digest} for a in found]
             self._answer({"artifacts": rows})
 
-        def _signed_url(self, req: dict, ids: tuple[str, str]) -> None:
+        def _named(self, req: dict, ids: tuple[str, str], *, finalized: bool):
+            """The run's artifact a {backend ids, name} request names, or None once the error is sent."""
             problem = self._fields(req, {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str,
                                          "name": str})
             if problem:
                 return self._twirp_error("invalid_argument", problem)
+            art = fake.artifacts.get((ids[0], req.get("name", "")))
+            if art is None or (finalized and art.artifact_id is None):
+                return self._twirp_error("not_found", "no such artifact on the workflow run")
+            return art
+
+        def _signed_url(self, req: dict, ids: tuple[str, str]) -> None:
             with fake._lock:
-                art = fake.artifacts.get((ids[0], req.get("name", "")))
-                if art is None or art.artifact_id is None:
-                    return self._twirp_error("not_found", "no finalized artifact with that name on the workflow run")
+                art = self._named(req, ids, finalized=True)
+                if art is None:
+                    return
                 se = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 sig = quote(base64.b64encode(b"READ" + secrets.token_bytes(24)).decode(), safe="")
                 art.read_sas = f"sv=2023-11-03&spr=https&se={quote(se, safe='')}&sr=b&sp=r&sig={sig}"
@@ -390,14 +397,10 @@ def _make_handler(fake: FakeArtifactService):
             self._answer({"signed_url": f"http://{host}{art.blob_path}?{art.read_sas}"})
 
         def _delete(self, req: dict, ids: tuple[str, str]) -> None:
-            problem = self._fields(req, {"workflow_run_backend_id": str, "workflow_job_run_backend_id": str,
-                                         "name": str})
-            if problem:
-                return self._twirp_error("invalid_argument", problem)
             with fake._lock:
-                art = fake.artifacts.get((ids[0], req.get("name", "")))
+                art = self._named(req, ids, finalized=False)
                 if art is None:
-                    return self._twirp_error("not_found", "no artifact with that name on the workflow run")
+                    return
                 del fake.artifacts[(ids[0], art.name)]
             self._answer({"ok": True, "artifact_id": str(art.artifact_id or 0)})
 

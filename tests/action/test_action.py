@@ -322,3 +322,28 @@ def test_hostile_names_never_become_workflow_commands(workspace, fake_github, tm
     assert "\x1b" not in p.stdout + p.stderr
     body = fake_github.comments[(REPO_NAME, 12)][0]["body"]
     assert "\x1b" not in body and "\n::error::injected" not in body
+
+
+def test_providers_input_takes_libraries_from_the_wheels_required(workspace, fake_github):
+    lib = workspace / "build" / "lib"
+    write_wheel(workspace / "deps" / "prov-1.0-py3-none-manylinux_2_17_x86_64.whl",
+                {"prov/lib/libA.so.1": (lib / "libA.so.1").read_bytes(), "prov/lib/libB.so.2": (lib / "libB.so.2").read_bytes()},
+                tag="py3-none-manylinux_2_17_x86_64", purelib=True)
+    dist = workspace / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(dist) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if ".dist-info/" not in n}
+    write_wheel(dist, files, requires=("prov==1.*",))
+    p = run_action(runner_env(workspace, fake_github, providers="deps/*.whl\n"), workspace)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = parse_outputs(workspace.parent / "runner" / "output")
+    (wheel,) = out["wheels"].splitlines()
+    assert not any(".libs/" in n for n in zipfile.ZipFile(workspace / wheel).namelist())  # nothing grafted
+    outcome = json.loads((workspace / out["report-json"]).read_text())["legs"][0]["outcomes"][0]
+    assert outcome["status"] == "repaired" and outcome["grafted"] == []
+    assert outcome["provided"] == [{"soname": "libA.so.1", "distribution": "prov", "version": "1.0",
+                                    "path": "prov/lib/libA.so.1", "requirement": "prov==1.*"}]
+
+
+def test_a_providers_line_that_matches_nothing_is_a_usage_error(workspace, fake_github):
+    p = run_action(runner_env(workspace, fake_github, providers="deps/*.whl"), workspace)
+    assert p.returncode == 2 and "input providers: 'deps/*.whl' matches no wheel or directory" in p.stderr, p.stderr

@@ -283,3 +283,39 @@ def test_a_size_budget_against_the_base(tmp_path, exts, fake_github, artifacts):
     assert code == 1 and "more than the max-size-increase of 10%" in out
     body = wheelvet_comments(fake_github)[0]["body"]
     assert "now grafts `libA.so.1`, `libB.so.2`" in body
+
+
+def test_the_report_says_when_grafting_raised_a_wheels_tag(tmp_path, fake_github, artifacts):
+    """The extension itself is manylinux1; the library it needs (from the build
+    machine, grafted) needs GLIBC_2.29: the repaired wheel is less compatible
+    than the wheel's own files, and the report says which library did it."""
+    from support import cc
+
+    lib = cc(tmp_path / "lib" / "libnewer.so.1", {"n.c": "#include <math.h>\ndouble newer(double x){return exp(x);}"},
+             "-Wl,-soname,libnewer.so.1", "-lm", "-fno-builtin")
+    ext = build_extension(tmp_path / "e", "riser", f"-L{lib.parent}", "-l:libnewer.so.1", f"-Wl,-rpath,{lib.parent}",
+                          "-Wl,--disable-new-dtags", body="double newer(double);", call="newer(1.0)")
+    ws = tmp_path / "rise" / "ws"
+    write_wheel(ws / "dist" / "pkg-1.0-cp311-cp311-linux_x86_64.whl", {f"pkg/{ext.name}": ext.read_bytes()})
+    code, out, err = finish(start(leg_env(ws, fake_github, artifacts, "job-rise", comment="always")))
+    assert code == 0, out + err
+    assert "::warning file=dist/pkg-1.0-cp311-cp311-linux_x86_64.whl,title=wheelvet::" in out
+    assert "grafting raised its tag from manylinux_2_5_x86_64 to manylinux_2_31_x86_64" in out
+    body = wheelvet_comments(fake_github)[0]["body"]
+    assert "🔺" in body and "`GLIBC_2.29`" in body and "libnewer.so.1" in body
+
+
+def test_a_fork_compares_with_its_read_only_token_and_reports_in_the_summary(tmp_path, exts, fake_github, artifacts):
+    main = leg_workspace(tmp_path, "main", {"pkg-1.0-cp310-cp310-linux_x86_64.whl": ("plain", exts["plain"])})
+    assert finish(start(leg_env(main, fake_github, artifacts, "job-main", upload="false", comment="never")))[0] == 0
+    fake_github.add_run(REPO_NAME, "wheels.yml", "main", "b", artifacts={"wheelvet-report-build": base_report_zip(main)})
+    fake_github.read_only = True  # a fork's token: it may read runs and artifacts, not write comments
+    fork = leg_workspace(tmp_path, "fork", {"pkg-1.0-cp310-cp310-linux_x86_64.whl": ("mathy", exts["mathy"])})
+    env = leg_env(fork, fake_github, artifacts, "job-fork", comment="always")
+    code, out, _ = finish(start(env))
+    assert code == 0 and "::notice::no pull-request comment (GitHub answered 403" in out
+    summary = (fork.parent / "runner" / "summary").read_text()
+    assert "**Against `main`:**" in summary and "🔻" in summary
+    # and the JSON report a workflow_run job combines carries the comparison
+    report = json.loads((fork / "wheelvet-out" / "wheelvet-report.json").read_text())
+    assert report["base"]["ref"] == "main" and report["legs"][0]["outcomes"][0]["change"]["direction"] == "less-compatible"

@@ -305,3 +305,57 @@ def test_patchelf_rewritten_library_is_read_in_one_pass(shared_lib, tmp_path):
 
     assert read_elf_stream(open_stream, len(data), "p.so") == f
     assert len(opened) == 1
+
+
+# ---------------------------------------------------------------- dlopen hints
+
+DLOPEN_C = """
+#include <dlfcn.h>
+#include <stddef.h>
+const char *plugins[] = {"libplug.so.1", "/opt/x/libpath.so", "libfmt%s.so", "notlib.so", "libm.so.6",
+                         "libdot.so.", "xlibfoo.so.1", "libver.so.1.2.3"};
+char big[3 << 20] = {1};  /* a large data segment: the stream passes several chunks */
+const char pad[2 << 20] = "libnot.so.1x";  /* read-only, before the names: not a C string end */
+int load(int i) { return dlopen(plugins[i], RTLD_NOW) != NULL; }
+"""
+
+
+@pytest.fixture
+def dlopener(tmp_path, need_gcc):
+    return cc(tmp_path / "libdl_user.so", {"d.c": DLOPEN_C}, "-Wl,--no-as-needed", "-lm", "-ldl")
+
+
+def test_dlopen_hints_are_names_in_read_only_data_not_linked(dlopener):
+    facts = _stream(dlopener.read_bytes())
+    # libm.so.6 is in DT_NEEDED; "libfmt%s.so", "notlib.so", "xlibfoo.so.1" and "libnot.so.1x" are no names
+    assert facts.dlopen_hints == ("libdot.so", "libpath.so", "libplug.so.1", "libver.so.1.2.3")
+    assert read_elf_file(dlopener).dlopen_hints == ()  # (host files are not scanned)
+
+
+def test_dlopen_hints_whatever_the_chunks(dlopener):
+    data = dlopener.read_bytes()
+    lay = elf._Layout(elf._Bytes(len(data), data))
+    whole = elf.DlopenHints(lay)
+    whole.feed(data, 0)
+    assert set(whole.found) >= {"libplug.so.1", "libver.so.1.2.3"}
+    names = [data.index(n) for n in (b"libplug.so.1", b"libver.so.1.2.3", b"libdot.so.")]
+    start, end = max(0, min(names) - 300), max(names) + 300
+    for size in (1, 2, 3, 7, 13, 63, 64, 65, 199, 271, 272, 273, 4096):  # the names cut at every place, in pieces of every size
+        split = elf.DlopenHints(lay)
+        split.feed(data[:start], 0)
+        for j in range(start, end, size):
+            split.feed(data[j:min(j + size, end)], j)
+        split.feed(data[end:], end)
+        assert split.found == whole.found, size
+
+
+def test_dlopen_hints_work_is_bounded(tmp_path, need_gcc):
+    # a read-only segment full of ".so" and names: at most MAX_HINT_HITS looked at, MAX_HINTS kept
+    names = ",".join(f'"lib{i}.so"' for i in range(200))
+    lib = cc(tmp_path / "libmany.so", {"m.c": f"const char *n[] = {{{names}}};\n"
+                                       "const char dots[1 << 20] = \"" + ".so" * 3000 + "\";"})
+    hints = _stream(lib.read_bytes()).dlopen_hints
+    assert len(hints) == elf.MAX_HINTS
+    scan = elf.DlopenHints(elf._Layout(elf._Bytes(lib.stat().st_size, lib.read_bytes())))
+    scan.feed(lib.read_bytes(), 0)
+    assert scan.hits <= elf.MAX_HINT_HITS + 1

@@ -197,7 +197,7 @@ def test_refusal_is_a_failure_other_errors_are_errors(crafted, outcomes):
     held = outcome_from_audit(greeter.audit, policy="manylinux2014")
     assert (held.status, held.policy) == ("failed", "manylinux_2_17_aarch64")
     assert held.hint == ("install `libgreet.so.1` with `before-repair`, add its directory to `ld-library-path`, "
-                         "or list it in `exclude`")
+                         "list the wheel that ships it in `providers`, or list it in `exclude`")
 
 
 def test_retagged_is_not_repaired(crafted):
@@ -584,3 +584,25 @@ def test_combine_merges_legs_by_key(outcomes):
     assert "⚠️ 1 leg did not report: build (x, cancelled)" in text
     with pytest.raises(ValueError):
         combine([])
+
+
+def test_a_leg_says_how_many_legs_have_reported_so_far(outcomes):
+    text = render_markdown(Report("r", legs=(leg("a", outcomes["ok"]),), expected_legs=3))
+    assert "⏳ 1 of 3 legs have reported so far" in text
+    assert headline_of(text) == "✅ 1 wheel meets its tag"  # still running legs are not failures
+    assert "⏳" not in render_markdown(Report("r", legs=(leg("a", outcomes["ok"]),), expected_legs=1))
+
+
+def test_provided_libraries_are_their_own_group_in_the_evidence(outcomes):
+    from dataclasses import replace
+
+    from wheelvet.report.markup import md_text
+    from wheelvet.report.view import ProvidedLibrary
+
+    o = replace(outcomes["refused"], provided=(ProvidedLibrary("libcudart.so.12", "nvidia-cuda-runtime-cu12",
+                                                               "12.9.79", "nvidia/cuda_runtime/lib/libcudart.so.12",
+                                                               "nvidia-cuda-runtime-cu12==12.*"),))
+    text = render_markdown(Report("r", legs=(leg("l", o),)))
+    assert ("**Provided by other wheels** (not grafted)\n\n- `libcudart.so.12`: `nvidia/cuda_runtime/lib/libcudart.so.12` "
+            f"from nvidia-cuda-runtime-cu12 {md_text('12.9.79')} (`nvidia-cuda-runtime-cu12==12.*`)\n") in text
+    assert Report.from_json(Report("r", legs=(leg("l", o),)).to_json()).legs[0].outcomes[0].provided == o.provided

@@ -10,14 +10,17 @@ exit 2) that never prints a secret.
 
 from __future__ import annotations
 
+import functools
+import glob
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import UsageError
+from ..errors import InvalidInput, UsageError
 from ..policy import resolve
+from ..providers import Providers, find_providers
 
 MODES = ("repair", "audit", "report")
 COMMENT = ("auto", "always", "never")
@@ -32,6 +35,7 @@ INPUT_DEFAULTS = {
     "mode": "repair",
     "plat": "auto",
     "exclude": "",
+    "providers": "",
     "wheel-dir": DEFAULT_WHEEL_DIR,
     "before-repair": "",
     "ld-library-path": "",
@@ -179,6 +183,32 @@ class Settings:
     compare_to: str = ""  # "", a branch, or "none"
     expected_legs: int | None = None
     workflow_run_id: int | None = None  # the run a workflow_run event reports on
+    providers: tuple[str, ...] = ()  # the `providers` input's lines: globs of wheels or directories, `env:PYTHON`
+
+    @functools.cached_property
+    def provider_set(self) -> Providers:
+        """The ``providers`` input as the audit takes it (``--provider`` and
+        ``--provider-env``): each line a glob of provider wheels or directories
+        of them, or ``env:`` and a Python interpreter or a site-packages
+        directory, relative to the workspace.  Read when first asked, after
+        ``before-repair`` (which may download or install them)."""
+        paths: list[str] = []
+        envs: list[str] = []
+        for line in self.providers:
+            is_env = line.startswith("env:")
+            value = line[4:].strip() if is_env else line
+            full = value if os.path.isabs(value) else os.path.join(self.workspace, value)
+            if is_env:
+                envs.append(full)
+                continue
+            found = sorted(glob.glob(full, recursive=True))
+            if not found:
+                raise UsageError(f"input providers: {line!r} matches no wheel or directory in the workspace")
+            paths += found
+        try:
+            return find_providers(paths, envs)
+        except InvalidInput as exc:
+            raise UsageError(f"input providers: {exc}") from None
 
     @property
     def out_dir(self) -> str:
@@ -214,6 +244,7 @@ class Settings:
             raise UsageError(f"input plat: {plat!r} is not auto or a policy name (such as manylinux2014)")
         wheels = tuple(w for line in get("wheels").splitlines() for w in line.split() if w)
         exclude = tuple(line.strip() for line in get("exclude").splitlines() if line.strip())
+        providers = tuple(line.strip() for line in get("providers").splitlines() if line.strip())
         workspace = environ.get("GITHUB_WORKSPACE") or os.getcwd()
         job = environ.get("GITHUB_JOB", "")
         workflow_ref = environ.get("GITHUB_WORKFLOW_REF", "")
@@ -262,6 +293,7 @@ class Settings:
             compare_to=get("compare-to"),
             expected_legs=_count("expected-legs", get("expected-legs")),
             workflow_run_id=_int(event, "workflow_run", "id"),
+            providers=providers,
         )
 
 

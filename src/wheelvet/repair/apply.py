@@ -475,6 +475,11 @@ def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: Aud
     except WheelvetError as exc:
         raise RepairFailed(f"the repaired wheel cannot be read back: {exc}") from None
     audit = analyze(contents, options).audit
+    # (providers) every provided library within reach of the files that need it
+    unreached = [f"{m} -> {p.path}" for p in audit.provided_libs for m in p.unreached]
+    if unreached:
+        raise RepairFailed("the repaired wheel's search paths do not lead to the libraries other wheels provide: "
+                           + "; ".join(unreached[:5]))
     # every tag the output's name claims, not only those the plan added
     tagged = list(dict.fromkeys([*plan.tags, *(t for t in contents.name.platforms if not t.startswith("linux_"))]))
     for tag in tagged:

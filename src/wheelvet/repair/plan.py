@@ -3,7 +3,10 @@
 :func:`plan_repair` decides, from an :class:`~wheelvet.audit.Analysis`, which
 policy the wheel is repaired to, which host libraries are grafted into
 ``<dist>.libs/`` under content-hashed names, how every ELF file is patched
-(DT_NEEDED, RPATH, SONAME) and how the wheel is retagged.  It refuses, with
+(DT_NEEDED, RPATH, SONAME) and how the wheel is retagged.  A library another
+wheel provides is not grafted: the file that needs it gets an RPATH entry to
+where the provider installs.  A library named by ``--include`` (loaded with
+dlopen) is grafted under its own name, which dlopen asks for.  It refuses, with
 the reasons (:mod:`wheelvet.shortfall`), a wheel that cannot meet the policy
 asked for.  The only thing it reads is the content of the libraries it names
 after their hash.
@@ -19,7 +22,8 @@ from ..audit import Analysis, external_refs, in_data_purelib
 from ..errors import RepairRefused, UsageError
 from ..escape import printable
 from ..policy import Policy, PolicySet
-from ..resolve import LIBPYTHON_RE, entries_inside_wheel
+from ..providers import site_path
+from ..resolve import LIBPYTHON_RE, entries_inside_wheel, member_name
 from ..shortfall import explain, shortfalls
 from .sbom import SBOM_MEMBER, file_sha256
 
@@ -36,6 +40,13 @@ class RepairOptions:
     exclude: tuple[str, ...] = ()
 
 
+def origin_entry(target_dir: str, member: str) -> str:
+    """The ``$ORIGIN``-relative entry from ``member``'s directory to ``target_dir``
+    (both relative to the wheel's root, which is site-packages)."""
+    rel = posixpath.relpath(target_dir or ".", posixpath.dirname(member) or ".")
+    return f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
+
+
 @dataclass(frozen=True)
 class Graft:
     """A host library copied into the wheel."""
@@ -47,6 +58,7 @@ class Graft:
     replace_needed: tuple[tuple[str, str], ...] = ()
     rpath: str | None = None  # "$ORIGIN" when it needs other grafted libraries
     found: str | None = None  # the path the loader found it at (the SBOM names the file by it)
+    included: bool = False  # --include: loaded with dlopen, so it keeps its name
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,16 @@ class RepairPlan:
     strip: tuple[str, ...] = ()  # members and grafts (by member) to strip
     sbom: str | None = None  # the SBOM member written (when libraries are grafted); owners looked up by apply
     runpath: bool = False  # write the search path as DT_RUNPATH (Android), not DT_RPATH
+    provided: tuple[str, ...] = ()  # "libprov.so.1 from prov 1.0 (prov/lib/libprov.so.1)": not grafted
 
     def describe(self) -> str:
         lines = [f"{os.path.basename(self.wheel)} -> {self.out_name}", f"  policy: {self.policy}",
                  f"  tags: {', '.join(self.tags)}"]
         for g in self.grafts:
-            lines.append(f"  graft {g.soname} ({g.source}) as {g.member}")
+            note = " (--include: keeps its name, for dlopen)" if g.included else ""
+            lines.append(f"  graft {g.soname} ({g.source}) as {g.member}{note}")
+        for p in self.provided:
+            lines.append(f"  provided {p}: not grafted")
         if self.dropped_tags:
             lines.append(f"  dropped tags it does not meet: {', '.join(self.dropped_tags)}")
         if self.root_is_purelib is False:
@@ -226,6 +242,33 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
     by_soname: dict[str, str] = {}  # needed name -> new soname
     patches: list[Patch] = []
     shims: list[tuple[str, str]] = []
+    # --include: each library is grafted under the name dlopen asks for (its
+    # SONAME), what it needs as any graft; the files that name it in their
+    # read-only data (else every extension module) get the RPATH entry.
+    dlopen_users: set[str] = set()
+    for name, tree in analysis.included.items():
+        libs = external_refs(tree, policy_for_grafts).libs
+        root = tree.needed[0] if tree.needed else None
+        for soname, source in sorted(libs.items(), key=lambda kv: kv[0] != root):
+            if source is None:  # refused above; keep the check local too
+                raise RepairRefused(f"cannot repair {a.wheel}: {soname} (--include {name}) was not found")
+            if source in grafts:
+                continue
+            lib = tree.libraries[soname]
+            if soname == root:
+                keep = lib.facts.soname or posixpath.basename(soname)
+                taken = next((g for g in grafts.values() if g.new_soname == keep), None)
+                if taken is not None:
+                    raise UsageError(f"--include {name}: {taken.source} is grafted as {keep} already")
+                grafts[source] = Graft(soname, source, f"{lib_dir}/{keep}", keep, found=lib.path, included=True)
+                names = {keep, posixpath.basename(soname)}
+                users = {m for m, f in contents.elf.items() if names & set(f.dlopen_hints)}
+                dlopen_users |= users or set(analysis.trees) & {f.path for f in a.files if f.extension}
+            else:
+                new = grafted_name(source, hash8)
+                grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new, found=lib.path)
+            by_soname[soname] = grafts[source].new_soname
+    provided: dict[str, str] = {}
     for member, tree in analysis.trees.items():
         libs = external_refs(tree, policy_for_grafts).libs
         replace, remove = [], []
@@ -240,24 +283,41 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                 new = grafted_name(source, hash8)
                 grafts[source] = Graft(soname, source, f"{lib_dir}/{new}", new, found=tree.libraries[soname].path)
             by_soname[soname] = grafts[source].new_soname
-            if soname in tree.facts.needed:
+            if soname in tree.facts.needed and soname != grafts[source].new_soname:
                 replace.append((soname, grafts[source].new_soname))
-        if not libs and not (options.strip and member in analysis.trees):
+        # provided libraries its search path does not lead to: their directories, where they install
+        to_provider, mine = [], []
+        for soname in tree.needed:
+            lib = tree.libraries.get(soname)
+            if lib is not None and lib.provided:
+                owner = analysis.matched.owner(lib.realpath)
+                where = member_name(lib.realpath)
+                provided[soname] = f"{soname} from {owner[1].label} ({where})" if owner else f"{soname} ({where})"
+                if lib.unreached:
+                    to_provider.append(posixpath.dirname(where))
+                    mine.append(soname)
+        if to_provider and site_path(member) != member and not _is_script(member):
+            raise RepairRefused(f"cannot repair {a.wheel}: {member} needs {', '.join(mine)} from another "
+                                "wheel, and installs from .data/ (wheelvet judges such files where they sit in the "
+                                "archive): build it into the wheel's root")
+        dlopen = member in dlopen_users
+        extra = bool(to_provider or dlopen)
+        if not libs and not extra and not (options.strip and member in analysis.trees):
             continue
         new_member = None
         parts = member.split("/")
-        if libs and len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts":
+        if (libs or extra) and _is_script(member):
             # Scripts are not installed at a fixed place relative to platlib:
             # move the executable into platlib and leave a launcher behind.
             new_member = f"{dist}.scripts/{parts[2]}"
             shims.append((member, _script_shim(new_member)))
         rpath = None
-        if libs and any(not LIBPYTHON_RE.match(s) for s in libs):
-            where = posixpath.dirname(new_member or member)
-            rel = posixpath.relpath(lib_dir, where or ".")
+        grafted = any(not LIBPYTHON_RE.match(s) for s in libs)
+        if grafted or extra:
             kept = _kept_rpath_entries(tree.facts.rpath or tree.facts.runpath, posixpath.dirname(member), tree.libc)
-            entry = f"$ORIGIN/{rel}" if rel != "." else "$ORIGIN"
-            rpath = ":".join(dict.fromkeys(kept + [entry]))
+            entries = [origin_entry(lib_dir, new_member or member)] if grafted or dlopen else []
+            entries += [origin_entry(d, new_member or member) for d in to_provider]
+            rpath = ":".join(dict.fromkeys(kept + entries))
             present, other = (tree.facts.runpath, tree.facts.rpath) if runpath else (tree.facts.rpath, tree.facts.runpath)
             if rpath == present and not other and not new_member:
                 rpath = None  # already what it should be (a wheel repaired before)
@@ -272,11 +332,12 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                                 f"grafted, found through DT_RUNPATH, which Android reads from API level "
                                 f"{ANDROID_RUNPATH_API}; its tag {target.name} says {api}")
     final_grafts = []
+    trees = [*analysis.trees.values(), *analysis.included.values()]
     for g in grafts.values():
-        facts = next(lib.facts for t in analysis.trees.values() for lib in t.libraries.values() if lib.realpath == g.source and lib.facts)
-        replace = tuple((n, by_soname[n]) for n in facts.needed if n in by_soname)
+        facts = next(lib.facts for t in trees for lib in t.libraries.values() if lib.realpath == g.source and lib.facts)
+        replace = tuple((n, by_soname[n]) for n in facts.needed if n in by_soname and by_soname[n] != n)
         final_grafts.append(Graft(g.soname, g.source, g.member, g.new_soname, replace, "$ORIGIN" if replace else None,
-                                  g.found))
+                                  g.found, g.included))
 
     out_name, plats, dropped_any = _new_name(os.path.basename(contents.path), tags, options.update_tags, frozenset(unmet))
     wheel_tags = None
@@ -297,7 +358,13 @@ def plan_repair(analysis: Analysis, options: RepairOptions = RepairOptions(), *,
                       and m.endswith("/WHEEL") and m.split("/", 1)[0].endswith(".dist-info")), None)
     sbom = f"{dist_info}/{SBOM_MEMBER}" if final_grafts and dist_info else None
     return RepairPlan(contents.path, target.name, tuple(tags), out_name, tuple(final_grafts), tuple(patches),
-                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom, runpath)
+                      tuple(shims), wheel_tags, unmet, purelib, strip, sbom, runpath,
+                      tuple(provided[s] for s in sorted(provided)))
+
+
+def _is_script(member: str) -> bool:
+    parts = member.split("/")
+    return len(parts) == 3 and parts[0].endswith(".data") and parts[1] == "scripts"
 
 
 def _script_shim(binary: str) -> str:
@@ -311,4 +378,4 @@ def _script_shim(binary: str) -> str:
     )
 
 
-__all__ = ["Graft", "Patch", "RepairOptions", "RepairPlan", "content_hash", "grafted_name", "plan_repair"]
+__all__ = ["Graft", "Patch", "RepairOptions", "RepairPlan", "content_hash", "grafted_name", "origin_entry", "plan_repair"]

@@ -18,13 +18,16 @@ from ..audit import SymbolUse, WheelAudit
 from ..shortfall import Shortfall, remedy_text, shortfalls
 
 SCHEMA_VERSION = 1
-ADDED_KEYS = ("libc", "arch", "platforms", "repairable_tag", "tags", "symbol_versions", "files", "findings", "shortfalls")
+ADDED_KEYS = ("libc", "arch", "platforms", "repairable_tag", "tags", "symbol_versions", "files", "findings", "shortfalls",
+              "provided_libs")
 
 
 def _use(u: SymbolUse) -> dict[str, Any]:
     d: dict[str, Any] = {"file": u.file, "library": u.library, "version": u.version, "symbols": list(u.symbols)}
     if u.external:
         d["external"] = True
+    if u.provider:
+        d["provider"] = u.provider
     return d
 
 
@@ -34,8 +37,8 @@ def _shortfall(s: Shortfall) -> dict[str, Any]:
         if getattr(s, key) is not None:
             d[key] = getattr(s, key)
     if s.evidence:
-        d["evidence"] = [{"file": e.file, "symbols": list(e.symbols), **({"external": True} if e.external else {})}
-                         for e in s.evidence]
+        d["evidence"] = [{"file": e.file, "symbols": list(e.symbols), **({"external": True} if e.external else {}),
+                          **({"provider": e.provider} if e.provider else {})} for e in s.evidence]
     d["remedy"] = {"kind": s.remedy.kind, "text": remedy_text(s.remedy)}
     return d
 
@@ -81,13 +84,17 @@ def audit_to_json(a: WheelAudit) -> dict[str, Any]:
             {
                 "path": f.path, "arch": f.arch, "class": f.elf_class, "endianness": f.endianness, "libc": f.libc, "extension": f.extension,
                 "isa_level": f.isa_level, "soname": f.soname, "needed": list(f.needed),
-                "rpath": f.rpath, "runpath": f.runpath, "ignored": f.ignored,
+                "rpath": f.rpath, "runpath": f.runpath, "ignored": f.ignored, "dlopen_hints": list(f.dlopen_hints),
             }
             for f in a.files
         ],
         "findings": [{"code": x.code, "severity": x.severity, "file": x.file, "message": x.message} for x in a.findings],
         # what keeps the wheel from each more compatible policy (wheelvet.shortfall), with the remedy
         "shortfalls": {gap.policy: [_shortfall(s) for s in shortfalls(a, gap.policy)] for gap in a.gaps},
+        # libraries other wheels the wheel requires install (not external, never grafted)
+        "provided_libs": {p.soname: {"distribution": p.distribution, "version": p.version, "path": p.path,
+                                     "requirement": p.requirement, "needed_by": list(p.needed_by),
+                                     "unreached": list(p.unreached)} for p in a.provided_libs},
     }
 
 

@@ -287,6 +287,18 @@ def _rows(outcomes: Sequence[WheelOutcome], several_dists: bool) -> list[Row]:
     return [Row(o.status, md_cell_code(_name(o, several_dists)), len(o.grafted), _size(o)) for o in outcomes]
 
 
+def _legs_note(report: Report) -> Safe | None:
+    """Legs that did not report (a combined report), or how many have so far (a leg's view of its matrix)."""
+    missing, expected, have = report.missing_legs, report.expected_legs, len(report.current)
+    if missing:
+        of = f" (of {expected} expected)" if expected else ""
+        return Safe(f"⚠️ {len(missing)} leg{'s' if len(missing) != 1 else ''} did not report{of}: "
+                    + ", ".join(md_text(m) for m in missing))
+    if expected and have < expected:
+        return Safe(f"⏳ {have} of {expected} legs have reported so far")
+    return None
+
+
 def _legs_line(report: Report) -> Safe | None:
     current = report.current
     if not current:
@@ -380,7 +392,7 @@ def render_markdown(report: Report, *, max_chars: int = GITHUB_COMMENT_LIMIT, da
         title=md_text(report.title), total=len(view.outcomes), nlegs=len(report.current),
         links=_footer_links(report), data=Safe(data) if data else None, base_note=base_note,
         base_ref=md_code(report.base.ref) if report.base else None, changes=changes,
-        missing=[md_text(m) for m in report.missing_legs], expected=report.expected_legs,
+        legs_note=_legs_note(report),
         stale=[(md_text(g.label), md_code(g.sha[:12]), len(g.outcomes)) for g in stale],
         summary_url=link(report.summary_url) if report.summary_url else None, limit=Safe(f"{max_chars:,}"),
     )

@@ -7,7 +7,7 @@ from typing import Sequence
 from ..audit import WheelAudit
 from ..escape import printable
 from ..policy import Policy
-from ..shortfall import shortfalls, symbols_text
+from ..shortfall import evidence_label, shortfalls, symbols_text
 
 
 def _tag_with_aliases(p: Policy) -> str:
@@ -43,13 +43,23 @@ def _lines(a: WheelAudit) -> list[str]:
         for s in versions:
             out.append(f"    {s.subject} from {s.library}: at best {s.best}")
             for e in s.evidence:
-                where = f"{e.file} (external, would be grafted)" if e.external else e.file
-                out.append(f"      {where}: {_symbols(e.symbols)}")
+                out.append(f"      {evidence_label(e)}: {_symbols(e.symbols)}")
     if a.external_libs:
         out.append("")
         out.append("  external libraries (graft them with `wheelvet repair`, or stop linking them):")
         for soname, path in a.external_libs:
             out.append(f"    {soname} => {path or 'not found'}")
+    if a.provided_libs:
+        out.append("")
+        out.append("  provided by other wheels (not grafted; loaded from where they install beside it):")
+        for p in a.provided_libs:
+            out.append(f"    {p.soname} => {p.distribution} {p.version}: {p.path} (Requires-Dist: {p.requirement})")
+    hinted = [f for f in a.files if f.dlopen_hints]
+    if hinted:
+        out.append("")
+        out.append("  may load with dlopen (named in read-only data, not linked; graft with `wheelvet repair --include`):")
+        for f in hinted:
+            out.append(f"    {f.path}: {', '.join(f.dlopen_hints)}")
     notes = [f for f in a.findings if f.code not in ("external-library",)]
     if notes:
         out.append("")

@@ -48,10 +48,22 @@ class ExternalLibrary:
 
 
 @dataclass(frozen=True)
+class ProvidedLibrary:
+    """A library another wheel installs (a provider the wheel requires): not grafted."""
+
+    soname: str
+    distribution: str
+    version: str
+    path: str  # where it installs, relative to site-packages
+    requirement: str | None = None  # the Requires-Dist that brings it
+
+
+@dataclass(frozen=True)
 class SymbolFile:
-    file: str  # member of the wheel, or the path of a library that would be grafted
+    file: str  # member of the wheel, the path of a library that would be grafted, or a provided library's
     symbols: tuple[str, ...]
     external: bool = False
+    provider: str | None = None  # "prov 1.0" for a library another wheel provides
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class WheelOutcome:
     size_before: int | None = None
     size_after: int | None = None
     grafted: tuple[GraftedLibrary, ...] = ()
+    provided: tuple[ProvidedLibrary, ...] = ()  # taken from other wheels, not grafted
     external: tuple[ExternalLibrary, ...] = ()
     too_recent: tuple[TooRecentVersion, ...] = ()
     blacklisted: tuple[BlacklistedSymbols, ...] = ()
@@ -329,6 +342,7 @@ def _no_constant(name: str) -> Any:
 _NESTED = {  # (class, field) -> class of the field's items (or of the field itself)
     (Report, "legs"): Leg, (Report, "base"): BaseInfo, (Leg, "outcomes"): WheelOutcome,
     (WheelOutcome, "grafted"): GraftedLibrary, (WheelOutcome, "external"): ExternalLibrary,
+    (WheelOutcome, "provided"): ProvidedLibrary,
     (WheelOutcome, "too_recent"): TooRecentVersion, (WheelOutcome, "blacklisted"): BlacklistedSymbols,
     (WheelOutcome, "isa"): IsaProblem, (WheelOutcome, "rise"): TagRise, (WheelOutcome, "change"): Change,
     (TooRecentVersion, "files"): SymbolFile,
@@ -444,6 +458,8 @@ def outcome_from_audit(audit: WheelAudit, *, plan: Any = None, output_path: str 
         size_before=input_size if input_size is not None else _file_size(audit.path),
         size_after=output_size if output_size is not None else _file_size(output_path),
         error=(None if error is None else str(error)) or audit.error,
+        provided=tuple(ProvidedLibrary(p.soname, p.distribution, p.version, p.path, p.requirement)
+                       for p in audit.provided_libs),
     )
     if isinstance(error, BaseException) and not refused:
         return WheelOutcome(status="error", **base)
@@ -520,7 +536,7 @@ def _failed(audit: WheelAudit, target, unknown: Sequence[str], *, planned: bool,
                        for s in found if s.kind in ("library-not-found", "external-library")),
         too_recent=tuple(TooRecentVersion(s.subject, s.library, s.best,
                                           tuple(SymbolFile(display(e.file) if e.external else e.file, e.symbols,
-                                                           e.external) for e in s.evidence))
+                                                           e.external, e.provider) for e in s.evidence))
                          for s in by_kind["symbol-version"]),
         blacklisted=tuple(BlacklistedSymbols(s.library, s.remedy.names) for s in by_kind["blacklisted-symbols"]),
         isa=tuple(IsaProblem(s.subject, s.level) for s in by_kind["isa-extension"]),
@@ -532,6 +548,6 @@ def _failed(audit: WheelAudit, target, unknown: Sequence[str], *, planned: bool,
 
 
 __all__ = ["BaseInfo", "BlacklistedSymbols", "Change", "ExternalLibrary", "GITHUB_COMMENT_LIMIT", "GraftedLibrary",
-           "IsaProblem", "Leg", "PROBLEMS", "Report", "SCHEMA_VERSION", "STATUSES", "SymbolFile", "TagRise",
+           "IsaProblem", "Leg", "PROBLEMS", "ProvidedLibrary", "Report", "SCHEMA_VERSION", "STATUSES", "SymbolFile", "TagRise",
            "TooRecentVersion", "WheelOutcome", "code_span", "combine", "merge_legs", "plain", "name_platforms", "outcome_from_audit",
            "outcome_from_error"]
