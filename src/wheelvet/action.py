@@ -43,7 +43,7 @@ from .escape import printable
 from .github import commands
 from .github.settings import Settings, redact
 from .policy import PolicySet, policy_set, resolve
-from .repair import RepairOptions, apply_plan, copy_atomically, plan_repair
+from .repair import RepairOptions, RepairSession, apply_plan, copy_atomically, plan_repair
 from .report import markdown
 from .report.compare import compare
 from .report.view import PROBLEMS, BaseInfo, Leg, Report, WheelOutcome, merge_legs
@@ -165,7 +165,7 @@ def _display(settings: Settings):
     return lambda path: _rel(path, settings.workspace)
 
 
-def _one_wheel(path: str, settings: Settings, env: dict, run: Run) -> None:
+def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: RepairSession | None = None) -> None:
     rel = _rel(path, settings.workspace)
     name = os.path.basename(path)
     audit_options = AuditOptions(environ=env, exclude=settings.exclude,
@@ -204,7 +204,7 @@ def _one_wheel(path: str, settings: Settings, env: dict, run: Run) -> None:
             run.processed.append(Processed(replace(outcome, output=os.path.basename(written)), audit, written))
             return
         plan = plan_repair(analysis, RepairOptions(plat=settings.plat, strip=settings.strip, exclude=settings.exclude))
-        written = apply_plan(plan, analysis, out_dir, environ=env, audit_options=audit_options)
+        written = apply_plan(plan, analysis, out_dir, environ=env, audit_options=audit_options, session=session)
     except WheelvetError as exc:  # refused (cannot meet the policy) or failed (patchelf, verification)
         outcome = markdown.outcome_from_audit(audit, input_size=size, error=exc, policy=asked, display=display)
         run.processed.append(Processed(outcome, audit))
@@ -372,9 +372,12 @@ def run_action(environ: dict) -> int:
             raise UsageError(f"no wheel matches {' '.join(settings.wheels)} in {settings.workspace}")
         os.makedirs(settings.out_dir, exist_ok=True)
         key, label = leg_name(settings, wheels)
-        for path in wheels:
-            with commands.group(printable(f"wheelvet {settings.mode} {os.path.basename(path)}")):
-                _one_wheel(path, settings, env, run)
+        # One session for the job: the wheels of a release graft the same
+        # libraries, each patched and compressed once (the outputs are the same).
+        with RepairSession() as session:
+            for path in wheels:
+                with commands.group(printable(f"wheelvet {settings.mode} {os.path.basename(path)}")):
+                    _one_wheel(path, settings, env, run, session)
         run.processed, base, base_keys = _compare_with_base(settings, run.processed)
         leg = Leg(key, label, tuple(p.outcome for p in run.processed), workflow=settings.workflow, job=settings.job,
                   run_id=int(settings.run_id) if settings.run_id.isdigit() else 0, run_attempt=settings.run_attempt,
