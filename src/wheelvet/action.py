@@ -95,7 +95,8 @@ def _find_wheels(settings: Settings) -> list[str]:
     """The wheels the globs match, never the action's own outputs (``wheel-dir``)."""
     found: dict[str, None] = {}
     for pattern in settings.wheels:
-        full = pattern if os.path.isabs(pattern) else os.path.join(settings.workspace, pattern)
+        # (the workspace's own path is no pattern: /w/proj[1]/ must match itself)
+        full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(settings.workspace), pattern)
         for path in sorted(glob.glob(full, recursive=True)):
             if os.path.isfile(path) and not _inside(path, settings.out_dir):
                 found.setdefault(os.path.abspath(path), None)
@@ -126,8 +127,19 @@ def _check_places(settings: Settings) -> None:
     """Everything the run will write to, checked before anything is done."""
     if not os.path.isdir(settings.workspace):
         raise UsageError(f"GITHUB_WORKSPACE {settings.workspace} is not a directory")
-    if os.path.exists(settings.out_dir) and not os.path.isdir(settings.out_dir):
-        raise UsageError(f"input wheel-dir: {_rel(settings.out_dir, settings.workspace)} exists and is not a directory")
+    out, ws = os.path.realpath(settings.out_dir), os.path.realpath(settings.workspace)
+    shown = _rel(settings.out_dir, settings.workspace)
+    if out == ws:
+        raise UsageError(f"input wheel-dir: {shown} is the workspace itself; the wheels written would be taken "
+                         "for inputs (the default is wheelvet-out)")
+    if not _inside(out, ws):
+        raise UsageError(f"input wheel-dir: {shown} is outside the workspace, where later steps and the "
+                         "upload cannot find it")
+    existing = out
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"input wheel-dir: {_rel(existing, ws)} exists and is not a directory")
     for what, path in (("GITHUB_OUTPUT", settings.output_file), ("GITHUB_STEP_SUMMARY", settings.summary_file)):
         if path:
             try:
@@ -199,7 +211,7 @@ def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: Repa
         if audit.pure or (not settings.retag and asked is None and _meets_its_claims(audit)):
             # What cibuildwheel hands over already meets every tag it claims:
             # it passes through with its name (`retag: true` retags it).
-            written = copy_atomically(path, out_dir)
+            written = copy_atomically(path, out_dir, session)
             outcome = markdown.outcome_from_audit(audit, input_size=size, output_size=size, display=display)
             run.processed.append(Processed(replace(outcome, output=os.path.basename(written)), audit, written))
             return
@@ -289,7 +301,7 @@ def _compare_with_base(settings: Settings, processed: list[Processed]) -> tuple[
     if not settings.token or not settings.workflow_file or not settings.repository:
         return processed, BaseInfo(ref, note="no token, workflow file or repository to look the base run up with"), ()
     from .github.base import BaseReports
-    from .github.comment import make_client
+    from .github.rest import make_client
 
     found = BaseReports(make_client(settings.api_url, settings.token, lazy=False), settings.repository,
                         settings.token).find(
@@ -328,16 +340,16 @@ def _missing_jobs(settings: Settings) -> tuple[str, ...]:
     """Jobs of the reported run that did not succeed (cancelled, crashed, failed before reporting)."""
     if not (settings.workflow_run_id and settings.token and settings.repository):
         return ()
-    from .github.comment import GithubException, make_client
+    from .github.rest import RestError, calling, make_client
 
     try:
-        run = make_client(settings.api_url, settings.token, lazy=False).get_repo(settings.repository).get_workflow_run(
-            settings.workflow_run_id)
-        return tuple(f"{j.name} ({j.conclusion or j.status})" for j in run.jobs()
-                     if j.conclusion not in ("success", "skipped"))
-    except GithubException as exc:
-        commands.annotate("notice", f"could not list the reported run's jobs (GitHub answered {exc.status}); "
-                                    "legs that never reported are counted with expected-legs only")
+        with calling("could not list the reported run's jobs", settings.api_url):
+            run = make_client(settings.api_url, settings.token, lazy=False).get_repo(
+                settings.repository).get_workflow_run(settings.workflow_run_id)
+            return tuple(f"{j.name} ({j.conclusion or j.status})" for j in run.jobs()
+                         if j.conclusion not in ("success", "skipped"))
+    except RestError as exc:
+        commands.annotate("notice", f"{exc}; legs that never reported are counted with expected-legs only")
         return ()
 
 
@@ -375,6 +387,7 @@ def run_action(environ: dict) -> int:
         # One session for the job: the wheels of a release graft the same
         # libraries, each patched and compressed once (the outputs are the same).
         with RepairSession() as session:
+            session.protect(wheels)
             for path in wheels:
                 with commands.group(printable(f"wheelvet {settings.mode} {os.path.basename(path)}")):
                     _one_wheel(path, settings, env, run, session)
@@ -408,6 +421,9 @@ def run_action(environ: dict) -> int:
     for level, file, message in run.problems:
         commands.annotate(level, message, file=file, title="wheelvet")
 
+    if settings.comment != "never" and settings.event_problem:
+        commands.annotate("warning", f"{settings.event_name} event: {settings.event_problem}; "
+                                     "no pull request to comment on", title="wheelvet")
     if settings.comment != "never" and settings.pull_request is not None and settings.token:
         try:
             _comment(settings, report, leg, outputs)
@@ -491,10 +507,11 @@ def _other_legs(settings: Settings, leg: Leg | None) -> list[Leg]:
 
 
 def _comment(settings: Settings, report: Report, leg: Leg | None, outputs: dict) -> None:
-    from .github.comment import CommentResult, PullRequestCommenter, encode_legs, make_client
+    from .github.comment import CommentResult, PullRequestCommenter, encode_legs
+    from .github.rest import make_client
 
     commenter = PullRequestCommenter(make_client(settings.api_url, settings.token), settings.repository,
-                                     settle=_settle())
+                                     settle=_settle(), api_url=settings.api_url)
     pr = settings.pull_request
     number = pr.number
     if number is None and pr.head_repo and pr.head_branch and pr.head_sha:

@@ -47,6 +47,7 @@ class FakeGitHub:
     blobs: dict = field(default_factory=dict)  # download path -> (signature, bytes)
     next_id: int = 1000
     deletes: int = 0
+    fail_all: tuple | None = None  # (status, body): every API request answered so (an outage, a proxy's page)
 
     def start(self) -> FakeGitHub:
         fake = self
@@ -86,6 +87,8 @@ class FakeGitHub:
                 with lock:
                     fake.requests.append(Recorded(method, self.path, dict(self.headers), body))
                 url = urlsplit(self.path)
+                if fake.fail_all is not None:
+                    return self._send(fake.fail_all[0], None, {"Content-Type": "text/html"}, raw=fake.fail_all[1])
                 if url.path.startswith("/blob-download/"):
                     return self._blob(url)
                 auth = self.headers.get("Authorization", "")

@@ -18,13 +18,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from ..errors import MissingExtra
 from ..report.view import BaseInfo, Report, combine
-
-try:  # PyGithub comes with wheelvet[action]
-    from github import Github, GithubException
-except ImportError:
-    raise MissingExtra("wheelvet action", "action", "PyGithub") from None
+from .rest import Github, RestError, RestRefused, calling
 
 REPORT_ARTIFACT_PREFIX = "wheelvet-report-"
 REPORT_FILE = "wheelvet-report.json"
@@ -61,24 +56,28 @@ class BaseReports:
     def find(self, workflow: str, branch: str) -> Found:
         """The newest successful run of ``workflow`` (its file name) on ``branch`` that left wheelvet reports."""
         try:
-            repo = self.client.get_repo(self.repository)
-            runs = repo.get_workflow(workflow).get_runs(branch=branch, status="success")
-            for n, run in enumerate(runs):
-                if n >= MAX_RUNS:
-                    break
-                reports = [r for a in run.get_artifacts() if a.name.startswith(REPORT_ARTIFACT_PREFIX) and not a.expired
-                           for r in [self._download(a.archive_download_url)] if r is not None]
-                if reports:
-                    merged = combine(reports)
-                    return Found(merged, BaseInfo(branch, run_url=run.html_url, sha=run.head_sha or ""))
-        except GithubException as exc:
+            with calling("the base branch's runs could not be read"):
+                repo = self.client.get_repo(self.repository)
+                runs = repo.get_workflow(workflow).get_runs(branch=branch, status="success")
+                for n, run in enumerate(runs):
+                    if n >= MAX_RUNS:
+                        break
+                    reports = [r for a in run.get_artifacts()
+                               if a.name.startswith(REPORT_ARTIFACT_PREFIX) and not a.expired
+                               for r in [self._download(a.archive_download_url)] if r is not None]
+                    if reports:
+                        merged = combine(reports)
+                        return Found(merged, BaseInfo(branch, run_url=run.html_url, sha=run.head_sha or ""))
+        except RestRefused as exc:
             if exc.status in (401, 403):
                 why = "the token may not read workflow runs (give the job the actions: read permission)"
             elif exc.status == 404:
                 why = f"the workflow {workflow} or its runs are not visible to this token"
             else:
-                why = f"GitHub answered {exc.status}"
+                why = exc.reason
             return Found(None, BaseInfo(branch, note=why))
+        except RestError as exc:
+            return Found(None, BaseInfo(branch, note=str(exc)))
         return Found(None, BaseInfo(branch, note=f"no successful run of {workflow} on {branch} left a wheelvet "
                                                  "report (the first run, or its artifacts expired)"))
 

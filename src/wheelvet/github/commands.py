@@ -19,9 +19,11 @@ def _escape_property(value: str) -> str:
 
 
 def command(name: str, message: str = "", out: TextIO | None = None, **properties: str | int | None) -> None:
-    """``::name key=value,...::message`` with the runner's escaping."""
-    props = ",".join(f"{k}={_escape_property(str(v))}" for k, v in properties.items() if v is not None)
-    (out or sys.stdout).write(f"::{name}{' ' + props if props else ''}::{_escape_data(message)}\n")
+    """``::name key=value,...::message`` with the runner's escaping, on one
+    printable line (a name from a wheel may hold escapes, bidi controls or
+    bytes that are not UTF-8: shown escaped, never obeyed)."""
+    props = ",".join(f"{k}={_escape_property(printable(str(v)))}" for k, v in properties.items() if v is not None)
+    (out or sys.stdout).write(f"::{name}{' ' + props if props else ''}::{_escape_data(printable(message))}\n")
 
 
 def mask(secret: str, out: TextIO | None = None) -> None:
@@ -31,7 +33,7 @@ def mask(secret: str, out: TextIO | None = None) -> None:
 
 def annotate(level: str, message: str, *, file: str | None = None, title: str | None = None, out: TextIO | None = None) -> None:
     """An ``error`` / ``warning`` / ``notice`` annotation (one printable line)."""
-    command(level, printable(message), out, file=file, title=title)
+    command(level, message, out, file=file, title=title)
 
 
 class group:
@@ -53,7 +55,8 @@ def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
     """Append step outputs; every value uses a delimiter it cannot contain."""
     if not path:
         return
-    with open(path, "a", encoding="utf-8") as f:
+    # (a path that is not UTF-8 cannot be written as it is: its bytes are shown escaped)
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
         for name, value in outputs.items():
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
             while delimiter in value:
@@ -63,5 +66,5 @@ def write_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
 
 def append_summary(path: str | None, markdown: str) -> None:
     if path:
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(markdown if markdown.endswith("\n") else markdown + "\n")

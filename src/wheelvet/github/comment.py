@@ -29,14 +29,10 @@ import zlib
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from ..errors import MissingExtra, ServiceError
-
-try:  # PyGithub comes with wheelvet[action]; the command line installs without it
-    from github import Auth, Github, GithubException
-except ImportError:
-    raise MissingExtra("wheelvet action", "action", "PyGithub") from None
+from ..errors import ServiceError
 from ..report.markup import report_marker
 from ..report.view import Leg, merge_legs
+from .rest import Github, GithubException, RestRefused, calling, make_client
 
 DATA_PREFIX = "<!-- wheelvet-data v2 "
 _DATA_RE = re.compile(r"<!-- wheelvet-data v2 ([A-Za-z0-9+/=]*) -->")
@@ -77,25 +73,11 @@ def decode_legs(body: str | None) -> list[Leg]:
         return []
 
 
-def make_client(api_url: str, token: str, *, timeout: int = 20, retries: int = 3, lazy: bool = True) -> Github:
-    """PyGithub for ``api_url``; ``lazy`` objects make no request until used (the comment's
-    calls), eager ones fetch what they name (the Actions API, whose lists need the objects' URLs)."""
-    return Github(base_url=api_url, auth=Auth.Token(token), timeout=timeout, retry=retries, lazy=lazy,
-                  seconds_between_requests=0, seconds_between_writes=0)
-
-
-def _forbidden(exc: GithubException) -> str | None:
-    """Why GitHub refused (a fork's read-only token...), or None for another failure."""
-    if exc.status in (401, 403, 404):
-        message = (exc.data or {}).get("message") if isinstance(exc.data, dict) else None
-        return f"GitHub answered {exc.status}{': ' + message if message else ''}"
-    return None
-
-
 class PullRequestCommenter:
     def __init__(self, client: Github, repository: str, *, settle: Sequence[float] = SETTLE,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, api_url: str = "") -> None:
         self.client = client
+        self.api_url = api_url
         self.repository = repository
         self.settle = tuple(settle)
         self.sleep = sleep
@@ -105,13 +87,14 @@ class PullRequestCommenter:
         ``head_sha`` (the head must match: a branch can move on)."""
         owner = head_repo.split("/", 1)[0]
         try:
-            for pr in self.client.get_repo(self.repository).get_pulls(state="open", head=f"{owner}:{head_branch}"):
-                if pr.head.sha == head_sha:
-                    return pr.number
-        except GithubException as exc:
-            if _forbidden(exc):
+            with calling("could not look up the pull request", self.api_url):
+                for pr in self.client.get_repo(self.repository).get_pulls(state="open", head=f"{owner}:{head_branch}"):
+                    if pr.head.sha == head_sha:
+                        return pr.number
+        except RestRefused as exc:
+            if exc.not_allowed:
                 return None
-            raise CommentError(f"could not look up the pull request: GitHub answered {exc.status}") from None
+            raise
         return None
 
     def upsert(self, number: int, report_id: str, body: str, *, create: bool = True) -> CommentResult:
@@ -127,34 +110,37 @@ class PullRequestCommenter:
         tag = report_marker(report_id)
         ours = list(legs)
         try:
-            issue = self.client.get_repo(self.repository).get_issue(number)
-            action = "updated"
-            for _round in range(ROUNDS):
-                mine = self._mine(issue, tag)
-                merged = merge_legs([*(g for c in mine for g in decode_legs(c.body)), *ours])
-                body = render(merged)
-                if not body.startswith(tag):
-                    body = f"{tag}\n{body}"
-                if not mine:
-                    if not create:
-                        return CommentResult("skipped")
-                    primary = issue.create_comment(body)
-                    action = "created"
-                else:
-                    primary = mine[0]
-                    if primary.body != body:
-                        primary.edit(body)
-                    for duplicate in mine[1:]:
-                        self._delete(duplicate)
-                if not settle or self._settled(issue, tag, primary.id, ours):
-                    return CommentResult(action, primary.html_url)
-            raise CommentError(f"the pull-request comment kept changing under {ROUNDS} merges: too many legs "
-                               "writing at once")
-        except GithubException as exc:
-            why = _forbidden(exc)
-            if why:  # e.g. a pull request from a fork: the token cannot write here
-                return CommentResult("skipped", None, why)
-            raise CommentError(f"could not post the pull-request comment: GitHub answered {exc.status}") from None
+            with calling("could not post the pull-request comment", self.api_url):
+                return self._merge(number, tag, ours, render, create, settle)
+        except RestRefused as exc:
+            if exc.not_allowed:  # e.g. a pull request from a fork: the token cannot write here
+                return CommentResult("skipped", None, exc.reason)
+            raise
+
+    def _merge(self, number: int, tag: str, ours: list, render, create: bool, settle: bool) -> CommentResult:
+        issue = self.client.get_repo(self.repository).get_issue(number)
+        action = "updated"
+        for _round in range(ROUNDS):
+            mine = self._mine(issue, tag)
+            merged = merge_legs([*(g for c in mine for g in decode_legs(c.body)), *ours])
+            body = render(merged)
+            if not body.startswith(tag):
+                body = f"{tag}\n{body}"
+            if not mine:
+                if not create:
+                    return CommentResult("skipped")
+                primary = issue.create_comment(body)
+                action = "created"
+            else:
+                primary = mine[0]
+                if primary.body != body:
+                    primary.edit(body)
+                for duplicate in mine[1:]:
+                    self._delete(duplicate)
+            if not settle or self._settled(issue, tag, primary.id, ours):
+                return CommentResult(action, primary.html_url)
+        raise CommentError(f"the pull-request comment kept changing under {ROUNDS} merges: too many legs "
+                           "writing at once")
 
     @staticmethod
     def _mine(issue, tag: str) -> list:

@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from ..errors import InvalidInput, UsageError
 from ..policy import resolve
@@ -183,6 +184,7 @@ class Settings:
     compare_to: str = ""  # "", a branch, or "none"
     expected_legs: int | None = None
     workflow_run_id: int | None = None  # the run a workflow_run event reports on
+    event_problem: str | None = None  # why a pull_request/workflow_run event names no pull request
     providers: tuple[str, ...] = ()  # the `providers` input's lines: globs of wheels or directories, `env:PYTHON`
 
     @functools.cached_property
@@ -249,7 +251,8 @@ class Settings:
         job = environ.get("GITHUB_JOB", "")
         workflow_ref = environ.get("GITHUB_WORKFLOW_REF", "")
         attempt = environ.get("GITHUB_RUN_ATTEMPT", "1")
-        event = _read_event(environ.get("GITHUB_EVENT_PATH"))
+        event, event_error = _read_event(environ.get("GITHUB_EVENT_PATH"))
+        pull_request = _pull_request(event)
         wheel_dir = get("wheel-dir") or DEFAULT_WHEEL_DIR
         artifact_name = get("artifact-name")
         if artifact_name and any(c in artifact_name for c in '":<>|*?\r\n\\/'):
@@ -269,7 +272,7 @@ class Settings:
             upload=_bool("upload", get("upload")),
             artifact_name=artifact_name,
             token=read_secret("input github-token", get("github-token") or environ.get("GITHUB_TOKEN", "")),
-            api_url=(get("api-url") or environ.get("GITHUB_API_URL") or INPUT_DEFAULTS["api-url"]).rstrip("/"),
+            api_url=check_api_url(get("api-url") or environ.get("GITHUB_API_URL") or INPUT_DEFAULTS["api-url"]),
             workspace=workspace,
             event_name=environ.get("GITHUB_EVENT_NAME", ""),
             repository=environ.get("GITHUB_REPOSITORY", ""),
@@ -278,7 +281,7 @@ class Settings:
             job=job,
             output_file=environ.get("GITHUB_OUTPUT") or None,
             summary_file=environ.get("GITHUB_STEP_SUMMARY") or None,
-            pull_request=_pull_request(event),
+            pull_request=pull_request,
             runtime_token=read_secret("ACTIONS_RUNTIME_TOKEN", environ.get("ACTIONS_RUNTIME_TOKEN", "")),
             results_url=environ.get("ACTIONS_RESULTS_URL", ""),
             workflow=environ.get("GITHUB_WORKFLOW", ""),
@@ -294,19 +297,68 @@ class Settings:
             expected_legs=_count("expected-legs", get("expected-legs")),
             workflow_run_id=_int(event, "workflow_run", "id"),
             providers=providers,
+            event_problem=event_problem(environ.get("GITHUB_EVENT_NAME", ""), event, event_error, pull_request),
         )
 
 
-def _read_event(event_path: str | None) -> dict:
-    """The event payload, or {} when there is none or it is not a JSON object."""
-    if not event_path:
-        return {}
+def check_api_url(url: str) -> str:
+    """``api-url`` as the client takes it (no trailing slash), or a usage
+    error saying what is wrong with it."""
     try:
-        with open(event_path, encoding="utf-8") as f:
-            event = json.load(f)
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return event if isinstance(event, dict) else {}
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise UsageError(f"input api-url: {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url):
+        raise UsageError(f"input api-url: {url!r} is not an http(s) URL with a host "
+                         "(such as https://api.github.com or https://ghe.example.com/api/v3)")
+    return url.rstrip("/")
+
+
+def _read_event(event_path: str | None) -> tuple[dict, str | None]:
+    """The event payload ({} when there is none or it is not a JSON object)
+    and, if it could not be read as one, why."""
+    if not event_path:
+        return {}, "GITHUB_EVENT_PATH is not set"
+    try:
+        with open(event_path, "rb") as f:
+            raw = f.read(MAX_EVENT_BYTES + 1)
+    except OSError as exc:
+        return {}, f"the event file cannot be read ({exc.strerror or exc})"
+    if len(raw) > MAX_EVENT_BYTES:
+        return {}, f"the event file is larger than {MAX_EVENT_BYTES >> 20} MiB"
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}, "the event file is not UTF-8"
+    except (ValueError, RecursionError):
+        return {}, "the event file is not JSON"
+    if not isinstance(event, dict):
+        return {}, "the event file is not a JSON object"
+    return event, None
+
+
+# The runner's payloads are a few hundred KiB at most (a pull request with
+# its repository objects); a larger file is not one.
+MAX_EVENT_BYTES = 32 << 20
+PR_EVENTS = ("pull_request", "pull_request_target", "workflow_run")
+
+
+def event_problem(event_name: str, event: dict, event_error: str | None, pr: PullRequest | None) -> str | None:
+    """Why an event that should name a pull request names none (None when it
+    names one, or is not such an event: a push, a workflow_run of a push)."""
+    if pr is not None or event_name not in PR_EVENTS:
+        return None
+    if event_error is not None:
+        return event_error
+    if event_name == "workflow_run":
+        run = event.get("workflow_run")
+        if not isinstance(run, dict):
+            return "its payload holds no workflow_run object"
+        if run.get("event") not in ("pull_request", "pull_request_target"):
+            return None  # a run of a push or a schedule: there is no pull request to name
+        return "its workflow_run names no pull request (no pull_requests entry, no head_branch and head_sha)"
+    return "its payload holds no pull_request object with a number"
 
 
 def _get(data: Any, *keys: str) -> Any:
@@ -324,8 +376,8 @@ def _str(data: Any, *keys: str) -> str | None:
 
 
 def _int(data: Any, *keys: str) -> int | None:
-    value = _get(data, *keys)
-    return value if type(value) is int and value > 0 else None
+    value = _get(data, *keys)  # (GitHub's numbers and ids are below 2**53; a larger one is not one)
+    return value if type(value) is int and 0 < value < 1 << 53 else None
 
 
 def _pull_request(event: dict) -> PullRequest | None:
