@@ -3,7 +3,7 @@
 Layers, each importing only from its own and those above it
 (``tests/unit/test_layers.py`` keeps this list true):
 
-1. ``escape``, ``errors``: printable text; errors and the exit-code table
+1. ``escape``, ``errors``, ``scratch``: printable text; errors and the exit-code table; temporary files marked as wheelvet's own
 2. ``elf``: ELF facts, one frozen object per file
 3. ``resolve``, ``lddtree``: the dynamic loader's rules over an index of files; one file's tree as auditwheel prints it
 4. ``policy``: policy data, and the one comparison of two tags

@@ -259,6 +259,7 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     # One session for the call: the wheels of a release graft the same
     # libraries, patched and compressed once for all of them.
     with RepairSession() as session:
+        session.protect(args.wheels)  # no output of the call replaces one of its inputs
         for path in args.wheels:
             try:
                 plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level,
@@ -269,15 +270,16 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
                 print(f"wheelvet: error: {exc}", file=sys.stderr)
                 status = max(status, exc.exit_code)
                 continue
+            same = " (unchanged: it already held these bytes; nothing written)" if out and session.unchanged(out) else ""
             if plan is None:
-                print(printable(f"{os.path.basename(path)}: pure Python wheel, copied to {out}"))
+                print(printable(f"{os.path.basename(path)}: pure Python wheel, copied to {out}{same}"))
             elif out is None:
                 print(plan.describe())
             else:
                 grafted = f", grafted {len(plan.grafts)} librar{'y' if len(plan.grafts) == 1 else 'ies'}" if plan.grafts else ""
                 platlib = ", Root-Is-Purelib set to false: binaries belong in platlib" if plan.root_is_purelib is False else ""
                 dropped = f", dropped tags it does not meet: {', '.join(plan.dropped_tags)}" if plan.dropped_tags else ""
-                print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib})"))
+                print(printable(f"{os.path.basename(path)} -> {out} ({plan.policy}{grafted}{dropped}{platlib}){same}"))
     return status
 
 

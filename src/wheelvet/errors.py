@@ -26,11 +26,13 @@ EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_POLICY: "a wheel does not meet the policy asked for (`check`, `repair`, `action`), "
                  "or is not a platform wheel (`show`, as auditwheel)",
-    EXIT_USAGE: "usage error: an unknown option, policy name or action input",
+    EXIT_USAGE: "usage error: an unknown option, policy name or action input, or runner settings the action "
+                "cannot work with (`GITHUB_OUTPUT` not writable, `wheel-dir` a file...), before anything is written",
     EXIT_INVALID: "invalid input: not a zip, not a wheel name, missing `WHEEL`, a member whose CRC or RECORD hash "
                   "does not match, broken ELF... One line naming the wheel and member (`docs/hardening.md`)",
-    EXIT_REPAIR_FAILED: "`repair` failed: patchelf or strip failed, the result did not pass verification, or the "
-                        "output could not be written (nothing is written)",
+    EXIT_REPAIR_FAILED: "`repair` failed: patchelf or strip failed, the result did not pass verification, the "
+                        "output could not be written (the directory named: the output's, or `TMPDIR`), or it "
+                        "would replace an input or another wheel's output of the call (nothing is written)",
     EXIT_SERVICE: "`action`: GitHub or the artifact service failed (after bounded retries); the rest of the job "
                   "still ran",
     EXIT_INTERNAL: "internal error (a bug: one line; `WHEELVET_DEBUG=1` shows the traceback)",

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Sequence, Union
 
+from . import scratch
 from .zipin import MemberProblem, data_offset
 
 _LOCAL = b"PK\x03\x04"
@@ -148,27 +149,30 @@ class DeflateCache:
             if deflated.payload is not None and not spill:
                 self._in_memory += deflated.csize
         if spill:
-            fd, path = tempfile.mkstemp(prefix="deflated-", dir=self._directory())
-            with os.fdopen(fd, "wb") as f:
-                f.write(deflated.payload)
+            try:
+                fd, path = tempfile.mkstemp(prefix="deflated-", dir=self._directory())
+                with os.fdopen(fd, "wb") as f:
+                    f.write(deflated.payload)
+            except OSError:  # (TMPDIR full: a cache, not a need; this copy is written from memory)
+                with self._lock:
+                    self._held -= deflated.csize
+                return deflated
             deflated = Deflated(deflated.method, deflated.crc, deflated.usize, deflated.csize, None, path)
         with self._lock:
             return self._entries.setdefault((sha256, level), deflated)
 
     def _directory(self) -> str:
         if self._dir is None:
-            self._own_dir = self._dir = tempfile.mkdtemp(prefix="wheelvet-deflated-")
+            self._own_dir = self._dir = scratch.work_dir("deflated")
         return self._dir
 
     def close(self) -> None:
         """Forget every entry and remove the files this cache made."""
-        import shutil
-
         with self._lock:
             self._entries.clear()
             self._held = self._in_memory = 0
         if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+            scratch.remove_work_dir(self._own_dir)
             self._own_dir = self._dir = None
 
 

@@ -398,24 +398,23 @@ def test_signal_during_repair_leaves_nothing(tmp_path, libs, signame, code):
     slow.chmod(0o755)
     whl = ext_wheel(tmp_path, libs)
     out = tmp_path / "out"
+    tmp = tmp_path / "tmp"  # its own TMPDIR: another run's work directory is no sign that this one is patching
+    tmp.mkdir()
+    started = tmp_path / "started"
+    slow.write_text(f"#!/bin/sh\ntouch {started}\nsleep 30\n")
     proc = subprocess.Popen([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(whl)],
-                            env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(slow)),
+                            env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(slow), TMPDIR=str(tmp)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
-    while time.time() < deadline and not any(p.name.startswith("wheelvet-repair-") for p in Path(tempfile_dir()).iterdir()):
+    while time.time() < deadline and not started.exists():  # the (slow) patchelf runs
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(0.2)
     proc.send_signal(getattr(signal, signame))
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
-
-
-def tempfile_dir() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
+    assert list(tmp.iterdir()) == []  # its work directories went too
 
 
 def test_crashing_patchelf_is_reported_and_leaves_nothing(tmp_path, libs):

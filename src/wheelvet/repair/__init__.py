@@ -39,7 +39,7 @@ def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options:
     analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
     if analysis.audit.pure:
         if analysis.audit.error is None:  # --allow-pure-python-wheel: copied as it is
-            return None, None if dry_run else copy_atomically(path, out_dir)
+            return None, None if dry_run else copy_atomically(path, out_dir, session)
         raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
     if analysis.audit.error is not None:
         raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")

@@ -24,12 +24,11 @@ import logging
 import os
 import shutil
 import stat
-import tempfile
-import threading
 import time
 import zipfile
 from dataclasses import dataclass
 
+from .. import scratch
 from ..audit import Analysis, AuditOptions, analyze
 from ..elf import ElfFacts, inspect_structure
 from ..errors import RepairFailed, WheelvetError
@@ -92,6 +91,12 @@ class RepairSession:
     files live in a temporary directory until :meth:`close`), and pass it to
     every :func:`apply_plan` (or :func:`wheelvet.repair.repair_wheel`) of
     the call.  One thread at a time.
+
+    It also keeps the call's outputs apart from its inputs and from each
+    other: an output never replaces an input of the call (:meth:`protect`
+    names them; a repair's own input is always protected), and two inputs
+    that repair to the same name do not overwrite each other.  Where the
+    bytes would be the same, nothing is written (:meth:`unchanged`).
     """
 
     # What the patched files kept (uncompressed, in the session's temporary
@@ -106,6 +111,49 @@ class RepairSession:
         self._patched: dict[tuple, _Patched] = {}
         self._patched_bytes = 0
         self.patched_hits = 0  # files not patched again (for -v and the tests)
+        self._inputs: set[tuple[int, int]] = set()  # (st_dev, st_ino) of the call's inputs
+        self._written: dict[str, str] = {}  # output (real path) -> the input it was made from (real path)
+        self._unchanged: set[str] = set()  # outputs left as they were: the same bytes were there
+
+    def protect(self, paths) -> None:
+        """Name the call's inputs: no output of the call replaces one of them."""
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # (reading it will say what is wrong with it)
+            self._inputs.add((st.st_dev, st.st_ino))
+
+    def unchanged(self, output: str) -> bool:
+        """Whether ``output`` was left as it was (it already held the same bytes)."""
+        return os.path.realpath(output) in self._unchanged
+
+    def place(self, tmp: str, final: str, source: str) -> None:
+        """Rename the finished ``tmp`` to ``final``, made from the input
+        ``source``, unless that would replace an input of the call or an
+        output an earlier wheel of the call wrote: then, if ``final``
+        already holds the same bytes, nothing is written; otherwise it is
+        refused, and ``final`` stays as it was."""
+        key, origin = os.path.realpath(final), os.path.realpath(source)
+        try:
+            st = os.stat(final)
+        except FileNotFoundError:
+            st = None
+        earlier = self._written.get(key)
+        is_input = st is not None and ((st.st_dev, st.st_ino) in self._inputs or os.path.samefile(final, source))
+        if is_input or (earlier is not None and st is not None):
+            if _same_bytes(tmp, final):
+                self._unchanged.add(key)
+                log.info("%s already holds these bytes: nothing written", final)
+                return
+            name = os.path.basename(source)
+            if earlier is not None and earlier != origin:
+                raise RepairFailed(f"{name}: repairs to {os.path.basename(final)}, as {os.path.basename(earlier)} "
+                                   "did earlier in this call; not written (the first is kept)")
+            raise RepairFailed(f"{name}: the output {final} would replace an input; nothing written "
+                               "(write the repaired wheels to another directory, -w)")
+        os.replace(tmp, final)
+        self._written[key] = origin
 
     def __enter__(self) -> RepairSession:
         return self
@@ -118,12 +166,12 @@ class RepairSession:
         self._patched.clear()
         self._patched_bytes = 0
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            scratch.remove_work_dir(self._dir)
             self._dir = None
 
     def directory(self) -> str:
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="wheelvet-session-")
+            self._dir = scratch.work_dir("session")
         return self._dir
 
     def find_patched(self, key: tuple) -> _Patched | None:
@@ -142,9 +190,8 @@ class RepairSession:
         if self._patched_bytes + size > self.MAX_PATCHED_BYTES:
             return _Patched(work_path, _sha256_file(work_path), facts)
         self._patched_bytes += size
-        fd, path = tempfile.mkstemp(prefix="patched-", dir=self.directory())
-        os.close(fd)
-        shutil.move(work_path, path)
+        path = os.path.join(self.directory(), f"patched-{len(self._patched)}")
+        os.replace(work_path, path)  # (both in TMPDIR: a rename)
         kept = self._patched[key] = _Patched(path, _sha256_file(path), facts)
         return kept
 
@@ -221,21 +268,27 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     environ = dict(os.environ if environ is None else environ)
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
-    tmp_out = _temporary_name(out_dir, plan.out_name)
     own_session = session is None
     session = session if session is not None else RepairSession()
-    work = tempfile.mkdtemp(prefix="wheelvet-repair-")
+    tmp_out = work = None
     try:
+        tmp_out = scratch.output_temporary(out_dir, plan.out_name)
+        try:
+            work = scratch.work_dir("repair")
+        except OSError as exc:
+            raise _scratch_failure(exc, None) from None
         new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners, session)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         log.info("verified %s: it meets %s, its RECORD matches its files", plan.out_name, ", ".join(plan.tags))
-        os.replace(tmp_out, final)
+        session.place(tmp_out, final, plan.wheel)
         return final
     except OSError as exc:
         raise _write_failure(exc, out_dir, tmp_out) from None
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        _remove_quietly(tmp_out)
+        if work is not None:
+            scratch.remove_work_dir(work)
+        if tmp_out is not None:
+            scratch.done(tmp_out)
         if own_session:
             session.close()
 
@@ -247,23 +300,36 @@ def _make_output_dir(out_dir: str) -> None:
         raise RepairFailed(f"cannot create the output directory {out_dir}: {exc.strerror}") from None
 
 
-def _temporary_name(out_dir: str, name: str) -> str:
-    """A name of its own per process and thread: two repairs into one
-    directory never share a temporary file, and the rename makes the last
-    one win whole."""
-    return os.path.join(out_dir, f".{name}.{os.getpid()}.{threading.get_ident()}.wheelvet-tmp")
-
-
-def _write_failure(exc: OSError, out_dir: str, tmp: str) -> RepairFailed:
-    where = out_dir if exc.filename in (None, tmp) else exc.filename
+def _write_failure(exc: OSError, out_dir: str, tmp: str | None) -> RepairFailed:
+    ours = exc.filename is None or exc.filename == tmp or (
+        os.path.dirname(str(exc.filename)) == out_dir and str(exc.filename).endswith(scratch.TMP_SUFFIX))
+    where = out_dir if ours else exc.filename
     return RepairFailed(f"cannot write {where}: {exc.strerror or exc}")
 
 
-def _remove_quietly(path: str) -> None:
+def _scratch_failure(exc: OSError, work: str | None) -> RepairFailed:
+    """A failure to make the work files: the temporary directory (TMPDIR) is
+    named, not the output directory; a source that cannot be read, by its path."""
+    top = scratch.temp_root()
+    if exc.filename and not any(str(exc.filename).startswith(d + os.sep) for d in (top, work) if d):
+        return RepairFailed(f"cannot read {exc.filename}: {exc.strerror or exc}")
+    return RepairFailed(f"cannot write the work files in the temporary directory {top} (TMPDIR): "
+                        f"{exc.strerror or exc}")
+
+
+def _same_bytes(a: str, b: str) -> bool:
     try:
-        os.unlink(path)
+        if os.path.getsize(a) != os.path.getsize(b):
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
     except OSError:
-        pass  # never created (or the directory refuses even that)
+        return False
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
@@ -285,55 +351,23 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
 
         # Each file to patch: its input bytes, its edit and what it must be
         # once patched; one the session has made from the same bytes with
-        # the same edit is taken as it is.
-        todo = []  # (member, key, work file, edit, checks)
-        for i, p in enumerate(plan.patches):
-            dest = os.path.join(work, f"m{i}")
-            h = hashlib.sha256()
-            # (inflated by zipin's fastest inflater, ISA-L where it is: a release's
-            # extension modules are most of what each of its wheels must make anew)
-            try:
-                src = MemberStream(zf.fp.fileno(), zf.getinfo(p.member))
-                with open(dest, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        h.update(chunk)
-                        out.write(chunk)
-                problem = src.finish()
-            except (MemberProblem, *INFLATE_ERRORS) as exc:  # (the wheel changed since it was read)
-                problem = str(exc)
-            if problem:
-                raise RepairFailed(f"{p.member} cannot be read again: {problem}")
-            edit = _patch_edit(plan, p, dest)
-            checks = dict(soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
-                          needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
-            todo.append((p.target, h.digest(), dest, edit, checks))
-        for i, g in enumerate(plan.grafts):
-            dest = os.path.join(work, f"g{i}")
-            edit = _graft_edit(plan, g, dest)
-            checks = dict(soname=g.new_soname, needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
-                          runpath=plan.runpath)
-            todo.append((g.member, bytes.fromhex(file_sha256(g.source)), dest, edit, checks, g.source))
-        pending = []
-        for member, digest, dest, edit, checks, *source in todo:
-            key = (digest, dataclasses.replace(edit, path="", what=""), member in stripped, patcher_key)
-            made = session.find_patched(key)
-            if made is not None:
-                changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
-                log.info("%s: patched as in an earlier wheel of this call", member)
-                continue
-            if source:
-                shutil.copyfile(source[0], dest)
-                os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
-            pending.append((member, key, dest, edit, checks))
-
+        # the same edit is taken as it is.  (Written in TMPDIR: a failure
+        # there names TMPDIR, not the output directory.)
+        try:
+            pending = _prepare(plan, zf, work, stripped, patcher_key, session, changed, digests, new_facts)
+        except OSError as exc:
+            raise _scratch_failure(exc, work) from None
         to_strip = [(dest, member) for member, _k, dest, _e, _c in pending if member in stripped]
         if to_strip:
             patcher.strip(to_strip)
         patcher.apply([edit for *_, edit, _c in pending])
-        for member, key, dest, _edit, checks in pending:
-            facts = _verify_file(dest, member, **checks)
-            made = session.keep_patched(key, dest, facts)
-            changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
+        try:
+            for member, key, dest, _edit, checks in pending:
+                facts = _verify_file(dest, member, **checks)
+                made = session.keep_patched(key, dest, facts)
+                changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
+        except OSError as exc:
+            raise _scratch_failure(exc, work) from None
 
         elf = {**(analysis.contents.elf if analysis.contents is not None else {}), **new_facts}
         sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
@@ -345,6 +379,54 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
             out.flush()
             os.fsync(out.fileno())
     return new_facts
+
+
+def _prepare(plan: RepairPlan, zf: zipfile.ZipFile, work: str, stripped: set, patcher_key: tuple,
+             session: RepairSession, changed: dict, digests: dict, new_facts: dict) -> list:
+    """The work files to patch (members read out, libraries copied in), with
+    their keys, edits and checks; those the session made already are taken
+    into ``changed``/``digests``/``new_facts`` instead."""
+    todo = []  # (member, key, work file, edit, checks)
+    for i, p in enumerate(plan.patches):
+        dest = os.path.join(work, f"m{i}")
+        h = hashlib.sha256()
+        # (inflated by zipin's fastest inflater, ISA-L where it is: a release's
+        # extension modules are most of what each of its wheels must make anew)
+        try:
+            src = MemberStream(zf.fp.fileno(), zf.getinfo(p.member))
+            with open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            problem = src.finish()
+        except (MemberProblem, *INFLATE_ERRORS) as exc:  # (the wheel changed since it was read)
+            problem = str(exc)
+        if problem:
+            raise RepairFailed(f"{p.member} cannot be read again: {problem}")
+        edit = _patch_edit(plan, p, dest)
+        checks = dict(soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
+                      needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
+        todo.append((p.target, h.digest(), dest, edit, checks))
+    for i, g in enumerate(plan.grafts):
+        dest = os.path.join(work, f"g{i}")
+        edit = _graft_edit(plan, g, dest)
+        checks = dict(soname=g.new_soname, needed_present=[n for _, n in g.replace_needed], rpath=g.rpath,
+                      runpath=plan.runpath)
+        todo.append((g.member, bytes.fromhex(file_sha256(g.source)), dest, edit, checks, g.source))
+    pending = []
+    for member, digest, dest, edit, checks, *source in todo:
+        key = (digest, dataclasses.replace(edit, path="", what=""), member in stripped, patcher_key)
+        made = session.find_patched(key)
+        if made is not None:
+            changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
+            log.info("%s: patched as in an earlier wheel of this call", member)
+            continue
+        if source:
+            shutil.copyfile(source[0], dest)
+            os.chmod(dest, 0o644 | stat.S_IWUSR)  # patchelf writes it; its mode in the wheel is member_mode's
+        pending.append((member, key, dest, edit, checks))
+
+    return pending
 
 
 def _dist_info(names) -> str:
@@ -500,19 +582,26 @@ def _verify_output(plan: RepairPlan, analysis: Analysis, path: str, options: Aud
         raise RepairFailed("the repaired wheel is inconsistent: " + "; ".join(problems))
 
 
-def copy_atomically(path: str, out_dir: str) -> str:
+def copy_atomically(path: str, out_dir: str, session: RepairSession | None = None) -> str:
+    """Copy the wheel at ``path`` into ``out_dir`` as it is (a pure or an
+    already compliant wheel), by the same rules as a repaired one: never
+    over an input, nothing written where the same bytes are there."""
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, os.path.basename(path))
-    if os.path.exists(final) and os.path.samefile(final, path):
-        return final
-    tmp = _temporary_name(out_dir, os.path.basename(path))
+    own_session = session is None
+    session = session if session is not None else RepairSession()
+    tmp = None
     try:
+        tmp = scratch.output_temporary(out_dir, os.path.basename(path))
         shutil.copyfile(path, tmp)
-        os.replace(tmp, final)
+        session.place(tmp, final, path)
     except OSError as exc:
         raise _write_failure(exc, out_dir, tmp) from None
     finally:
-        _remove_quietly(tmp)
+        if tmp is not None:
+            scratch.done(tmp)
+        if own_session:
+            session.close()
     return final
 
 
