@@ -42,6 +42,9 @@ def runner_env(ws: Path, fake, *, event: str = "pull_request", fork: bool = Fals
         GITHUB_EVENT_PATH=str(runner / "event.json"), GITHUB_REPOSITORY=REPO_NAME, GITHUB_RUN_ID="4242",
         GITHUB_SERVER_URL="https://github.example", GITHUB_JOB="wheels", GITHUB_WORKFLOW="ci",
         GITHUB_OUTPUT=str(runner / "output"), GITHUB_STEP_SUMMARY=str(runner / "summary"),
+        # one leg at a time here: the comment's read-back need not wait for
+        # legs finishing at the same moment (test_matrix.py sets its own)
+        WHEELVET_COMMENT_SETTLE="0.05",
     )
     env.pop("GITHUB_TOKEN", None)
     defaults = {"INPUT_WHEELS": "dist/*.whl", "INPUT_LD-LIBRARY-PATH": "build/lib", "INPUT_UPLOAD": "false",
