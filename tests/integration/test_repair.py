@@ -402,9 +402,13 @@ def test_signal_during_repair_leaves_nothing(tmp_path, libs, signame, code):
     tmp.mkdir()
     started = tmp_path / "started"
     slow.write_text(f"#!/bin/sh\ntouch {started}\nsleep 30\n")
+    # As a terminal's foreground job starts it: a shell's background job (make
+    # test &, a CI step run with &) has SIGINT ignored, its children inherit
+    # that, and Python then leaves SIGINT ignored (it is, by Unix convention).
     proc = subprocess.Popen([sys.executable, "-m", "wheelvet", "repair", "-w", str(out), str(whl)],
                             env=clean_env(LD_LIBRARY_PATH=str(libs), WHEELVET_PATCHELF=str(slow), TMPDIR=str(tmp)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 30
     while time.time() < deadline and not started.exists():  # the (slow) patchelf runs
         time.sleep(0.05)
