@@ -708,14 +708,17 @@ def policy_gaps(policies: PolicySet, overall: Policy, refs: References, symbols:
                 options: AuditOptions) -> tuple[PolicyGap, ...]:
     """Step 5a: what stands between the wheel and each more compatible policy."""
     gaps = []
+    ext_uses: dict[str, list[SymbolUse]] = {}  # per external library, once (not once per policy)
     for p in policies:
         if p.priority <= overall.priority:
             continue
         too_recent = [u for u in (*symbols.uses, *symbols.provided_uses) if not p.allows_version(u.version)]
         for soname in sorted(refs.by_policy[p.name].libs):
             if soname in symbols.library_facts:
-                real, facts = symbols.library_facts[soname]
-                too_recent += [u for u in symbol_uses(real, facts, external=True) if not p.allows_version(u.version)]
+                if soname not in ext_uses:
+                    real, facts = symbols.library_facts[soname]
+                    ext_uses[soname] = symbol_uses(real, facts, external=True)
+                too_recent += [u for u in ext_uses[soname] if not p.allows_version(u.version)]
         isa_files = [] if options.disable_isa_ext_check else sorted(
             f for f, soname in isa.offenders.items() if soname is None or not p.allows_library(soname))
         gaps.append(PolicyGap(p.name, tuple(sorted(refs.by_policy[p.name].libs)),
