@@ -80,6 +80,37 @@ def _old_enough(st: os.stat_result, age: float) -> bool:
     return time.time() - st.st_mtime >= age
 
 
+def _abandoned(marker: str) -> bool:
+    """Whether the run that made ``marker`` (a regular file, not a link) is
+    dead: the file is past the grace period and its lock is free."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # (renamed or removed meanwhile, or a link: not ours)
+    try:
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and _old_enough(st, GRACE_SECONDS) and _lock(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _unswept(directory: str) -> list[os.DirEntry]:
+    """The entries of ``directory`` that this process does not hold, the
+    first time it is asked about that directory (none after)."""
+    key = os.path.realpath(directory)
+    if key in _swept:
+        return []
+    _swept.add(key)
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    with _held_lock:
+        return [e for e in entries if e.path not in _held]
+
+
 # ------------------------------------------------------------ beside outputs
 
 
@@ -98,49 +129,27 @@ def output_temporary(out_dir: str, name: str) -> str:
         return path
 
 
-def done(path: str, *, remove: bool = True) -> None:
-    """The temporary ``path`` is finished: removed (unless it was renamed into
-    place, ``remove=False``) and its lock released."""
-    if remove:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass  # (renamed, never made, or the directory refuses even that)
+def done(path: str) -> None:
+    """The temporary ``path`` is finished: removed if it is still there (not
+    renamed into place) and its lock released."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # (renamed, or the directory refuses even that)
     _release(path)
 
 
 def sweep_output_dir(out_dir: str) -> list[str]:
     """Remove the temporary outputs in ``out_dir`` whose runs are dead;
     returns their names.  Once per directory and process."""
-    key = os.path.realpath(out_dir)
-    if key in _swept:
-        return []
-    _swept.add(key)
     removed = []
-    try:
-        entries = list(os.scandir(out_dir))
-    except OSError:
-        return []
-    for entry in entries:
-        if not (entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX)):
-            continue
-        with _held_lock:
-            if entry.path in _held:
-                continue
-        try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            continue  # (renamed or removed meanwhile, or a link: not ours)
-        try:
-            st = os.fstat(fd)
-            if not (stat.S_ISREG(st.st_mode) and _old_enough(st, GRACE_SECONDS) and _lock(fd)):
-                continue
-            os.unlink(entry.path)
-            removed.append(entry.name)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
+    for entry in _unswept(out_dir):
+        if entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX) and _abandoned(entry.path):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except OSError:
+                pass
     for name in removed:
         log.warning("removed %s from %s: a temporary file a killed run left", name, out_dir)
     return removed
@@ -181,45 +190,21 @@ def sweep_temp_dir(directory: str | None = None) -> list[str]:
     """Remove wheelvet's work directories in ``directory`` (``TMPDIR``) whose
     runs are dead; returns their names.  Once per directory and process."""
     top = directory or temp_root()
-    key = os.path.realpath(top)
-    if key in _swept:
-        return []
-    _swept.add(key)
     removed = []
-    try:
-        entries = list(os.scandir(top))
-    except OSError:
-        return []
     uid = os.getuid()
-    for entry in entries:
+    for entry in _unswept(top):
         if not any(entry.name.startswith(f"{DIR_PREFIX}{role}-") for role in ROLES):
             continue
-        with _held_lock:
-            if entry.path in _held:
-                continue
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
             continue
-        try:
-            fd = os.open(os.path.join(entry.path, LOCK_NAME), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if _old_enough(st, UNLOCKED_MAX_AGE):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(entry.name)
-            continue
-        except OSError:
-            continue
-        try:
-            if _old_enough(os.fstat(fd), GRACE_SECONDS) and _lock(fd):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(entry.name)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
+        lock = os.path.join(entry.path, LOCK_NAME)
+        if (_old_enough(st, UNLOCKED_MAX_AGE) if not os.path.lexists(lock) else _abandoned(lock)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
     if removed:
         log.warning("removed %d work director%s from %s that killed runs left: %s", len(removed),
                     "y" if len(removed) == 1 else "ies", top, ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else ""))

@@ -149,11 +149,17 @@ class DeflateCache:
             if deflated.payload is not None and not spill:
                 self._in_memory += deflated.csize
         if spill:
+            path = None
             try:
                 fd, path = tempfile.mkstemp(prefix="deflated-", dir=self._directory())
                 with os.fdopen(fd, "wb") as f:
                     f.write(deflated.payload)
             except OSError:  # (TMPDIR full: a cache, not a need; this copy is written from memory)
+                if path is not None:  # (no partial copy left for close() to find)
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
                 with self._lock:
                     self._held -= deflated.csize
                 return deflated

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import filecmp
 import hashlib
 import logging
 import os
@@ -319,15 +320,7 @@ def _scratch_failure(exc: OSError, work: str | None) -> RepairFailed:
 
 def _same_bytes(a: str, b: str) -> bool:
     try:
-        if os.path.getsize(a) != os.path.getsize(b):
-            return False
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                x, y = fa.read(1 << 20), fb.read(1 << 20)
-                if x != y:
-                    return False
-                if not x:
-                    return True
+        return filecmp.cmp(a, b, shallow=False)
     except OSError:
         return False
 
