@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import sysconfig
@@ -58,6 +59,30 @@ def build_extension(out_dir: Path, module: str, *flags: str, body: str = "", cal
 
 def _digest(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def library_like(size: int, seed: int = 1) -> bytes:
+    """Bytes that deflate as a library does: text-like stretches (many
+    Huffman blocks) and incompressible ones (stored blocks)."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choice(b"abcdefghijklmnop_") for _ in range(rng.randint(3, 12))) for _ in range(400)]
+    out = bytearray()
+    while len(out) < size:
+        if rng.random() < 0.08:
+            out += rng.randbytes(rng.randint(20_000, 90_000))  # (deflate stores these)
+        else:
+            out += b"\0".join(rng.choice(words) for _ in range(rng.randint(500, 4000)))
+    return bytes(out[:size])
+
+
+def add_section(path: Path, name: str, data: bytes) -> Path:
+    """``path`` (an ELF file) with a section ``name`` holding ``data``, outside every segment
+    (what makes one build of a module differ from another, and a large one large)."""
+    blob = path.with_name(path.name + name + ".bin")
+    blob.write_bytes(data)
+    subprocess.run(["objcopy", "--add-section", f"{name}={blob}", str(path)], check=True)
+    blob.unlink()
+    return path
 
 
 def write_wheel(

@@ -247,7 +247,8 @@ def cmd_lddtree(args: argparse.Namespace, environ: dict) -> int:
 
 
 def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
-    from .repair import RepairOptions, RepairSession, repair_wheel
+    from .ahead import ahead
+    from .repair import RepairOptions, RepairSession, prepare_repair, repair_wheel
 
     patcher = _patcher(args, environ)
     level = _level(args, environ)
@@ -260,10 +261,16 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     # libraries, patched and compressed once for all of them.
     with RepairSession() as session:
         session.protect(args.wheels)  # no output of the call replaces one of its inputs
-        for path in args.wheels:
+        # (each wheel read, audited and planned while the one before it is repaired)
+        def prepare(path):
+            return prepare_repair(path, options, audit_options, level=level, dry_run=args.dry_run)
+
+        for path, prepared in ahead(args.wheels, prepare, catch=(WheelvetError,)):
             try:
+                if isinstance(prepared, BaseException):
+                    raise prepared
                 plan, out = repair_wheel(path, args.wheel_dir, options, audit_options, level=level,
-                                         dry_run=args.dry_run, patcher=patcher, session=session)
+                                         dry_run=args.dry_run, patcher=patcher, session=session, prepared=prepared)
             except UsageError:
                 raise
             except WheelvetError as exc:

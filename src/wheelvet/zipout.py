@@ -7,7 +7,9 @@ Only new or patched members are compressed, on all cores (``zlib`` releases
 the GIL, so threads suffice), and with a :class:`DeflateCache` each distinct
 content once per cache: the same bytes at the same level deflate to the same
 bytes, so a library grafted into every wheel of a release is compressed for
-the first and copied into the others.
+the first and copied into the others.  A patched member that carries its
+input's deflate stream (``NewMember.reuse``) keeps the blocks the patch did
+not touch (:mod:`wheelvet.reflate`) when the level is the default.
 
 The output is deterministic: the caller fixes the order and the timestamps, so
 the same input gives a byte-identical archive.  Zip64 records are written when
@@ -16,6 +18,7 @@ sizes, offsets or the entry count need them.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import tempfile
@@ -26,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Sequence, Union
 
-from . import scratch
-from .zipin import MemberProblem, data_offset
+from . import reflate, scratch
+from .zipin import INFLATE_LIBRARY, MemberProblem, data_offset
 
 _LOCAL = b"PK\x03\x04"
 _CENTRAL = b"PK\x01\x02"
@@ -38,6 +41,8 @@ _U32 = 0xFFFFFFFF
 _U16 = 0xFFFF
 _FLAG_UTF8 = 0x800
 _UNIX = 3  # "version made by" host: UNIX, so external attributes carry modes
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEVEL = 6  # zlib's Z_DEFAULT_COMPRESSION
 
@@ -68,6 +73,7 @@ class NewMember:
     mode: int = 0o644
     path: str | None = None
     sha256: bytes | None = None  # of the content, when the caller has it: the member's key in a DeflateCache
+    reuse: reflate.Blocks | None = None  # the input member this one was patched from, its blocks to keep
 
     @property
     def size(self) -> int:
@@ -242,6 +248,14 @@ def _deflate_piece(m: NewMember, off: int, n: int, last: bool, level: int) -> by
     return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
+def _crc32(data: bytes) -> int:
+    return INFLATE_LIBRARY.crc32(data) & _U32  # (ISA-L's where it is: the same CRC, faster)
+
+
+def _inflate_raw(stream: bytes) -> bytes:
+    return INFLATE_LIBRARY.decompress(stream, -15)
+
+
 def _crc_and_size(m: NewMember) -> tuple[int, int]:
     if m.data is not None:
         return zlib.crc32(m.data) & _U32, len(m.data)
@@ -253,14 +267,39 @@ def _crc_and_size(m: NewMember) -> tuple[int, int]:
     return crc & _U32, size
 
 
+def _reflated(m: NewMember, level: int) -> Deflated | None:
+    """``m`` deflated reusing its input's blocks, or None (then it is deflated whole)."""
+    data = _read(m, 0, m.size)
+    made = reflate.reflate(m.reuse, data, level, check=_inflate_raw)
+    if made is None:
+        return None
+    stream, reused = made
+    log.info("%s: %d of its %d bytes kept as the input deflated them", m.name, reused, len(data))
+    return Deflated(zipfile.ZIP_DEFLATED, _crc32(data), len(data), len(stream), stream)
+
+
 def _compress_all(new: list[NewMember], level: int, jobs: int,
-                  cache: DeflateCache | None = None) -> dict[int, Deflated]:
+                  cache: DeflateCache | None = None, reuse: bool = False) -> dict[int, Deflated]:
     """id(member) -> its Deflated; pieces deflated on ``jobs`` threads, each
-    distinct content of the cache once."""
+    distinct content of the cache once; with ``reuse``, members that carry
+    their input's blocks reuse them (those are not cached: what they deflate
+    to depends on that input too)."""
     out: dict[int, Deflated] = {}
     todo: list[NewMember] = []
     first: dict[bytes, NewMember] = {}  # the same content twice in one archive: compressed once
+    reusing = [m for m in new if reuse and m.reuse is not None and level]
+    if reusing:
+        if jobs > 1 and len(reusing) > 1:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                made = list(pool.map(lambda m: _reflated(m, level), reusing))
+        else:
+            made = [_reflated(m, level) for m in reusing]
+        for m, z in zip(reusing, made):
+            if z is not None:
+                out[id(m)] = z
     for m in new:
+        if id(m) in out:
+            continue
         found = cache.get(m.sha256, level) if cache is not None else None
         if found is not None:
             out[id(m)] = found
@@ -297,7 +336,7 @@ def _compress_all(new: list[NewMember], level: int, jobs: int,
             payload = b"".join(by_member[i])
             out[id(m)] = Deflated(zipfile.ZIP_DEFLATED, crc, size, len(payload), payload)
     for m in todo:
-        if cache is not None:
+        if cache is not None and not (reuse and m.reuse is not None):
             out[id(m)] = cache.put(m.sha256, level, out[id(m)])
     for m in new:
         if id(m) not in out:  # a twin of a member compressed above
@@ -316,14 +355,17 @@ def _raw_data_offset(src: BinaryIO, info: zipfile.ZipInfo) -> int:
         raise zipfile.BadZipFile(f"bad local header for {info.filename}: {exc}") from None
 
 
-def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = DEFAULT_LEVEL, jobs: int | None = None,
+def write_zip(out: BinaryIO, members: Sequence[Member], *, level: int = -1, jobs: int | None = None,
               cache: DeflateCache | None = None) -> None:
     """Write ``members`` (in the given order) as a zip archive to ``out``.
     With a ``cache``, a new member whose ``sha256`` it holds at this level is
-    copied from it, and the others are added to it."""
+    copied from it, and the others are added to it.  At the default level
+    (``level`` < 0), members carrying ``reuse`` keep their input's unchanged
+    deflate blocks; a level given outright deflates every new member anew."""
+    reuse = level < 0
     level = DEFAULT_LEVEL if level < 0 else level
     new = [m for m in members if isinstance(m, NewMember)]
-    compressed = _compress_all(new, level, jobs or min(2, os.cpu_count() or 1), cache)
+    compressed = _compress_all(new, level, jobs or min(2, os.cpu_count() or 1), cache, reuse)
 
     prepared = []
     for m in members:

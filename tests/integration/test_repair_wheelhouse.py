@@ -4,12 +4,15 @@ its wheel alone writes (issue 16)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from support import build_extension, clean_env, write_wheel
+from support import add_section, build_extension, clean_env, library_like, write_wheel
 
 from test_repair import run
 
@@ -128,3 +131,65 @@ def test_a_full_session_keeps_nothing_more_and_writes_the_same_wheels(tmp_path, 
                                      session=session)[1]).read_bytes() for whl in wheels]
         assert session.patched_hits == 0
     assert written == alone
+
+
+def large_release(tmp_path: Path, libs: Path, pythons=("cp310", "cp311")) -> list[Path]:
+    """Wheels whose extension module is large (3 MB, as real ones are), so
+    that its deflate stream has many blocks for a repair to keep."""
+    wheels = []
+    for k, py in enumerate(pythons):
+        ext = build_extension(tmp_path / f"big-{py}", "spam", f"-L{libs}", "-l:libA.so.1",
+                              body="int a_value(void);", call="a_value()")
+        add_section(ext, ".wheelvet_data", library_like(3_000_000, seed=k))
+        wheels.append(write_wheel(tmp_path / "dist" / f"pkg-1.0-{py}-{py}-linux_x86_64.whl",
+                                  {"pkg/__init__.py": b"", f"pkg/{ext.name}": ext.read_bytes()},
+                                  tag=f"{py}-{py}-linux_x86_64"))
+    return wheels
+
+
+def test_a_patched_module_keeps_its_input_deflate_blocks_and_still_works(tmp_path, libs):
+    """At the default level the patched module's stream is mostly the input's
+    own blocks (-v says how much); with a level given outright it is deflated
+    anew.  Both hold the same bytes, and the repaired module runs from the
+    wheel's own libraries."""
+    [wheel] = large_release(tmp_path, libs, pythons=("cp311",))
+    env = clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000")
+    outs = {}
+    for label, extra in (("default", ()), ("z6", ("-z", "6"))):
+        p = run("-v", "repair", "-w", str(tmp_path / label), *extra, str(wheel), env=env)
+        assert p.returncode == 0, p.stderr
+        kept = [line for line in p.stderr.splitlines() if "kept as the input deflated them" in line]
+        [outs[label]] = (tmp_path / label).iterdir()
+        if label == "default":
+            [line] = kept
+            reused, size = map(int, re.search(r": (\d+) of its (\d+) bytes", line).groups())
+            assert reused > 0.6 * size, line  # (all but its stored blocks and the pages patchelf changed)
+        else:
+            assert not kept, p.stderr
+    member = next(n for n in zipfile.ZipFile(outs["default"]).namelist() if n.startswith("pkg/spam"))
+    with zipfile.ZipFile(outs["default"]) as a, zipfile.ZipFile(outs["z6"]) as b:
+        assert a.testzip() is None and b.testzip() is None
+        assert a.read(member) == b.read(member)
+        assert a.getinfo(member).CRC == b.getinfo(member).CRC
+    # the module runs, from the extracted wheel, with its grafted libraries only
+    root = tmp_path / "installed"
+    zipfile.ZipFile(outs["default"]).extractall(root)
+    res = subprocess.run([sys.executable, "-c", "import pkg.spam; print(pkg.spam.value())"], capture_output=True,
+                         text=True, env=clean_env(), cwd=root)
+    assert res.stdout.split() == ["43"], res.stderr
+
+
+def test_large_modules_in_a_wheelhouse_are_byte_identical_to_each_alone(tmp_path, libs):
+    wheels = large_release(tmp_path, libs)
+    env = clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000")
+    alone = {}
+    for i, whl in enumerate(wheels):
+        out = tmp_path / f"alone-{i}"
+        assert run("repair", "-w", str(out), str(whl), env=env).returncode == 0
+        [written] = out.iterdir()
+        alone[written.name] = written.read_bytes()
+    p = run("-v", "repair", "-w", str(tmp_path / "together"), *map(str, wheels), env=env)
+    assert p.returncode == 0, p.stderr
+    assert len([line for line in p.stderr.splitlines() if "kept as the input deflated them" in line]) == len(wheels)
+    for name, data in alone.items():
+        assert (tmp_path / "together" / name).read_bytes() == data, name

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 
-from ..audit import AuditOptions, analyze
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..audit import Analysis, AuditOptions, analyze
 from ..errors import RepairFailed, RepairRefused
 from ..wheelfile import read_wheel
-from .apply import RepairSession, apply_plan, copy_atomically, plan_edits
+from .apply import RepairSession, apply_plan, copy_atomically, plan_edits, read_sources
 from .patcher import Edit, NoPatcher, Patchelf, Patcher, find_patchelf, patcher_named
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
 from .sbom import OwnerLookup, build_sbom
@@ -26,32 +29,60 @@ from .sbom import OwnerLookup, build_sbom
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a repair reads before it writes anything: the wheel's analysis,
+    its plan (None: a pure wheel, copied as it is), and the input deflate
+    blocks of the members it patches (:func:`read_sources`)."""
+
+    analysis: Analysis
+    plan: RepairPlan | None
+    sources: Mapping[str, object]
+
+
+def prepare_repair(path: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
+                   dry_run: bool = False) -> Prepared:
+    """Read, audit and plan the repair of one wheel; it only reads, so the
+    next wheel of a call can be prepared while this one is repaired
+    (:func:`wheelvet.ahead.ahead`).  Raises RepairRefused where it cannot
+    be repaired."""
+    analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
+    if analysis.audit.pure:
+        if analysis.audit.error is None:  # --allow-pure-python-wheel: copied as it is
+            return Prepared(analysis, None, {})
+        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
+    if analysis.audit.error is not None:
+        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
+    plan = plan_repair(analysis, options)
+    return Prepared(analysis, plan, read_sources(plan) if level < 0 and not dry_run else {})
+
+
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
                  dry_run: bool = False, patcher: Patcher | None = None,
                  owners: OwnerLookup | None = None,
-                 session: RepairSession | None = None) -> tuple[RepairPlan | None, str | None]:
-    """Plan and (unless ``dry_run``) apply the repair of one wheel.
+                 session: RepairSession | None = None,
+                 prepared: Prepared | None = None) -> tuple[RepairPlan | None, str | None]:
+    """Plan and (unless ``dry_run``) apply the repair of one wheel
+    (``prepared``: :func:`prepare_repair` of it, made ahead).
 
     Several wheels in a row share one ``session`` (``with RepairSession() as
     session:``): each distinct library is then patched and compressed once
     for all of them, and each output is what repairing its wheel alone
     writes."""
-    analysis = analyze(read_wheel(path, jobs=audit_options.jobs), audit_options)
-    if analysis.audit.pure:
-        if analysis.audit.error is None:  # --allow-pure-python-wheel: copied as it is
-            return None, None if dry_run else copy_atomically(path, out_dir, session)
-        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
-    if analysis.audit.error is not None:
-        raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
-    plan = plan_repair(analysis, options)
+    if prepared is None:
+        prepared = prepare_repair(path, options, audit_options, level=level, dry_run=dry_run)
+    plan = prepared.plan
+    if plan is None:
+        return None, None if dry_run else copy_atomically(path, out_dir, session)
     for line in plan.describe().splitlines():
         log.info("%s", line)
     if dry_run:
         return plan, None
-    return plan, apply_plan(plan, analysis, out_dir, level=level, environ=dict(audit_options.environ),
-                            audit_options=audit_options, patcher=patcher, owners=owners, session=session)
+    return plan, apply_plan(plan, prepared.analysis, out_dir, level=level, environ=dict(audit_options.environ),
+                            audit_options=audit_options, patcher=patcher, owners=owners, session=session,
+                            sources=dict(prepared.sources))
 
 
 __all__ = ["Edit", "Graft", "NoPatcher", "OwnerLookup", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",
-           "RepairRefused", "RepairSession", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "patcher_named", "plan_edits", "plan_repair",
-           "repair_wheel"]
+           "Prepared", "RepairRefused", "RepairSession", "apply_plan", "build_sbom", "find_patchelf", "grafted_name", "patcher_named", "plan_edits", "plan_repair",
+           "prepare_repair", "read_sources", "repair_wheel"]

@@ -27,15 +27,16 @@ import shutil
 import stat
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .. import scratch
+from .. import reflate, scratch
 from ..audit import Analysis, AuditOptions, analyze
 from ..elf import ElfFacts, inspect_structure
 from ..errors import RepairFailed, WheelvetError
 from ..records import inconsistencies, record_hash, record_map, render_record
 from ..wheelfile import read_wheel
-from ..zipin import INFLATE_ERRORS, MemberProblem, MemberStream
+from ..zipin import INFLATE_ERRORS, INFLATE_LIBRARY, MemberProblem, MemberStream, data_offset
 from ..zipout import DeflateCache, NewMember, RawMember, write_zip
 from .patcher import Edit, Patchelf, Patcher
 from .plan import RepairPlan
@@ -181,19 +182,20 @@ class RepairSession:
             self.patched_hits += 1
         return found
 
-    def keep_patched(self, key: tuple, work_path: str, facts: ElfFacts) -> _Patched:
-        """Move a patched and verified work file into the session, under its
-        key; once the files kept add up to MAX_PATCHED_BYTES, leave it where
-        it is (the repair's own work directory) and keep nothing."""
+    def keep_patched(self, key: tuple, work_path: str, facts: ElfFacts, data: bytes) -> _Patched:
+        """Move a patched and verified work file (``data``: its bytes) into
+        the session, under its key; once the files kept add up to
+        MAX_PATCHED_BYTES, leave it where it is (the repair's own work
+        directory) and keep nothing."""
         if key in self._patched:
             return self._patched[key]
-        size = os.path.getsize(work_path)
+        size = len(data)
         if self._patched_bytes + size > self.MAX_PATCHED_BYTES:
-            return _Patched(work_path, _sha256_file(work_path), facts)
+            return _Patched(work_path, hashlib.sha256(data).digest(), facts)
         self._patched_bytes += size
         path = os.path.join(self.directory(), f"patched-{len(self._patched)}")
         os.replace(work_path, path)  # (both in TMPDIR: a rename)
-        kept = self._patched[key] = _Patched(path, _sha256_file(path), facts)
+        kept = self._patched[key] = _Patched(path, hashlib.sha256(data).digest(), facts)
         return kept
 
 
@@ -207,8 +209,8 @@ def _date_time(epoch: str | None) -> tuple[int, int, int, int, int, int] | None:
 
 
 def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=(), needed_present=(),
-                 rpath: str | None = None, runpath: bool = False) -> ElfFacts:
-    """The patched file's facts, once it is sound and patched as planned."""
+                 rpath: str | None = None, runpath: bool = False) -> tuple[ElfFacts, bytes]:
+    """The patched file's facts and bytes, once it is sound and patched as planned."""
     with open(path, "rb") as f:
         data = f.read()
     facts, problems = inspect_structure(data)
@@ -228,7 +230,7 @@ def _verify_file(path: str, member: str, *, soname: str | None, needed_absent=()
         problems.append(f"RUNPATH is {facts.runpath!r} (RPATH {facts.rpath!r}), expected {rpath!r}")
     if problems:
         raise RepairFailed(f"patched {member} failed verification: " + "; ".join(problems))
-    return facts
+    return facts, data
 
 
 def plan_edits(plan: RepairPlan, paths: dict[str, str]) -> list[Edit]:
@@ -259,13 +261,15 @@ def _patcher_key(patcher: Patcher) -> tuple:
 def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int = -1,
                environ: dict | None = None, audit_options: AuditOptions | None = None,
                patcher: Patcher | None = None, owners: OwnerLookup | None = None,
-               session: RepairSession | None = None) -> str:
+               session: RepairSession | None = None, sources: dict | None = None) -> str:
     """Carry out ``plan``; returns the path of the verified output wheel.
 
     ``owners`` finds the package of each grafted library for the SBOM (by
     default the process's dpkg/rpm/apk lookup).  ``session`` shares patched
     files and compressed members with the other repairs of the call (the
-    output is the same with or without it)."""
+    output is the same with or without it).  ``sources`` is
+    :func:`read_sources` of the plan when the caller read it already (ahead
+    of time); at the default level it is read here otherwise."""
     environ = dict(os.environ if environ is None else environ)
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
@@ -278,7 +282,8 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
             work = scratch.work_dir("repair")
         except OSError as exc:
             raise _scratch_failure(exc, None) from None
-        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners, session)
+        new_facts = _apply(plan, analysis, tmp_out, work, level, environ, patcher or Patchelf(), owners, session,
+                           sources)
         _verify_output(plan, analysis, tmp_out, audit_options or AuditOptions(environ=environ), new_facts)
         log.info("verified %s: it meets %s, its RECORD matches its files", plan.out_name, ", ".join(plan.tags))
         session.place(tmp_out, final, plan.wheel)
@@ -326,7 +331,7 @@ def _same_bytes(a: str, b: str) -> bool:
 
 
 def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level: int, environ: dict,
-           patcher: Patcher, owners: OwnerLookup | None, session: RepairSession) -> dict:
+           patcher: Patcher, owners: OwnerLookup | None, session: RepairSession, sources: dict | None) -> dict:
     # The output's RECORD vouches for the members copied raw, so the input
     # must have been read with its RECORD hashes checked (read_wheel's default).
     if analysis.contents is None or not analysis.contents.verified:
@@ -346,19 +351,24 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         # once patched; one the session has made from the same bytes with
         # the same edit is taken as it is.  (Written in TMPDIR: a failure
         # there names TMPDIR, not the output directory.)
+        if sources is None:
+            sources = read_sources(plan) if level < 0 else {}
         try:
-            pending = _prepare(plan, zf, work, stripped, patcher_key, session, changed, digests, new_facts)
+            pending = _prepare(plan, zf, work, stripped, patcher_key, session, changed, digests, new_facts, sources)
         except OSError as exc:
             raise _scratch_failure(exc, work) from None
         to_strip = [(dest, member) for member, _k, dest, _e, _c in pending if member in stripped]
         if to_strip:
             patcher.strip(to_strip)
         patcher.apply([edit for *_, edit, _c in pending])
+        patched: dict[str, bytes] = {}  # member -> its patched bytes, for those whose input blocks are reused
         try:
             for member, key, dest, _edit, checks in pending:
-                facts = _verify_file(dest, member, **checks)
-                made = session.keep_patched(key, dest, facts)
+                facts, data = _verify_file(dest, member, **checks)
+                made = session.keep_patched(key, dest, facts, data)
                 changed[member], digests[member], new_facts[member] = made.path, made.sha256, made.facts
+                if member in sources:
+                    patched[member] = data  # (not read from the file again)
         except OSError as exc:
             raise _scratch_failure(exc, work) from None
 
@@ -366,7 +376,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         sbom = build_sbom(plan.out_name, [(g.found, g.source) for g in plan.grafts], owners) if plan.sbom else None
         if sbom is not None:
             log.info("sbom: %s (%d bytes)", plan.sbom, len(sbom))
-        members = _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom)
+        members = _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom, sources, patched)
         with open(tmp_out, "wb") as out:
             write_zip(out, members, level=level, cache=session.deflated)
             out.flush()
@@ -374,32 +384,100 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
     return new_facts
 
 
+# What the input members kept for reuse (inflated, and as compressed) may add
+# up to in one repair; past it, further members are deflated whole.
+MAX_REUSE_BYTES = 768 << 20
+
+
+def _input_blocks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> reflate.Blocks | None:
+    """A deflated member's stream and where its blocks start, once its size
+    and CRC are what the directory says; None to read it the usual way."""
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.file_size > reflate.MAX_SIZE or not reflate.available():
+        return None
+    fd = zf.fp.fileno()
+    try:
+        start = data_offset(lambda offset, n: os.pread(fd, n, offset), info)
+    except MemberProblem:
+        return None
+    stream = os.pread(fd, info.compress_size, start)
+    if len(stream) != info.compress_size:
+        return None
+    blocks = reflate.inflate_blocks(stream, info.file_size)
+    if blocks is None or INFLATE_LIBRARY.crc32(blocks.data) & 0xFFFFFFFF != info.CRC:
+        return None
+    return blocks
+
+
+@dataclass(frozen=True)
+class Source:
+    """A patched member's input: its deflate blocks and its bytes' sha256."""
+
+    blocks: reflate.Blocks
+    sha256: bytes
+
+
+def _source(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Source | None:
+    blocks = _input_blocks(zf, info)
+    return None if blocks is None else Source(blocks, hashlib.sha256(blocks.data).digest())
+
+
+def read_sources(plan: RepairPlan) -> dict[str, Source]:
+    """The input deflate blocks of the members ``plan`` patches, by the
+    member they become (those that can be had: deflated, within
+    MAX_REUSE_BYTES together), for :func:`apply_plan` to keep what the patch
+    leaves alone.  Read on two threads (zlib, called through ctypes, runs
+    without the GIL); it only reads the input, so it may run while another
+    wheel is being repaired."""
+    if not plan.patches or not reflate.available():
+        return {}
+    with zipfile.ZipFile(plan.wheel) as zf:
+        infos, held = [], 0
+        for p in plan.patches:
+            info = zf.getinfo(p.member)
+            held += info.file_size + info.compress_size
+            infos.append(info if held <= MAX_REUSE_BYTES else None)
+        if sum(1 for i in infos if i is not None) > 1 and (os.cpu_count() or 1) > 1:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                found = list(pool.map(lambda i: i and _source(zf, i), infos))
+        else:
+            found = [i and _source(zf, i) for i in infos]
+    return {p.target: f for p, f in zip(plan.patches, found) if f is not None}
+
+
 def _prepare(plan: RepairPlan, zf: zipfile.ZipFile, work: str, stripped: set, patcher_key: tuple,
-             session: RepairSession, changed: dict, digests: dict, new_facts: dict) -> list:
+             session: RepairSession, changed: dict, digests: dict, new_facts: dict,
+             sources: dict) -> list:
     """The work files to patch (members read out, libraries copied in), with
     their keys, edits and checks; those the session made already are taken
-    into ``changed``/``digests``/``new_facts`` instead."""
+    into ``changed``/``digests``/``new_facts`` instead.  A member whose input
+    blocks are in ``sources`` is written from their bytes."""
     todo = []  # (member, key, work file, edit, checks)
     for i, p in enumerate(plan.patches):
         dest = os.path.join(work, f"m{i}")
         h = hashlib.sha256()
-        # (inflated by zipin's fastest inflater, ISA-L where it is: a release's
-        # extension modules are most of what each of its wheels must make anew)
-        try:
-            src = MemberStream(zf.fp.fileno(), zf.getinfo(p.member))
+        source = sources.get(p.target)
+        if source is not None:
             with open(dest, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-            problem = src.finish()
-        except (MemberProblem, *INFLATE_ERRORS) as exc:  # (the wheel changed since it was read)
-            problem = str(exc)
-        if problem:
-            raise RepairFailed(f"{p.member} cannot be read again: {problem}")
+                out.write(source.blocks.data)
+        else:
+            # (inflated by zipin's fastest inflater, ISA-L where it is: a release's
+            # extension modules are most of what each of its wheels must make anew)
+            try:
+                src = MemberStream(zf.fp.fileno(), zf.getinfo(p.member))
+                with open(dest, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+                problem = src.finish()
+            except (MemberProblem, *INFLATE_ERRORS) as exc:  # (the wheel changed since it was read)
+                problem = str(exc)
+            if problem:
+                raise RepairFailed(f"{p.member} cannot be read again: {problem}")
         edit = _patch_edit(plan, p, dest)
+        digest = source.sha256 if source is not None else h.digest()
         checks = dict(soname=None, needed_absent=[o for o, _ in p.replace_needed] + list(p.remove_needed),
                       needed_present=[n for _, n in p.replace_needed], rpath=p.rpath, runpath=plan.runpath)
-        todo.append((p.target, h.digest(), dest, edit, checks))
+        todo.append((p.target, digest, dest, edit, checks))
     for i, g in enumerate(plan.grafts):
         dest = os.path.join(work, f"g{i}")
         edit = _graft_edit(plan, g, dest)
@@ -452,7 +530,7 @@ def _input_mode(info: zipfile.ZipInfo) -> int:
     return (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
 
 
-def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom):
+def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom, sources, patched):
     dist_info = _dist_info(i.filename for i in files)
     record_name = f"{dist_info}/RECORD"
     wheel_name = f"{dist_info}/WHEEL"
@@ -474,9 +552,9 @@ def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom):
             entries[name] = NewMember(name, _rewrite_wheel_file(zf.read(name), plan), stamp,
                                       mode=member_mode(name, None, marked=marked))
         elif name in changed:
-            entries[name] = NewMember(name, None, fixed or info.date_time,
+            entries[name] = NewMember(name, patched.get(name), fixed or info.date_time,
                                       mode=member_mode(name, elf.get(name), marked=marked), path=changed[name],
-                                      sha256=digests[name])
+                                      sha256=digests[name], reuse=_blocks(sources, name))
         else:
             entries[name] = RawMember(name, zf, info, fixed or info.date_time,
                                       mode=member_mode(name, elf.get(name), marked=marked))
@@ -486,8 +564,9 @@ def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom):
         if name not in entries:  # grafted libraries and executables moved out of .data/scripts
             moved_from = next((p.member for p in plan.patches if p.new_member == name), None)
             marked = _input_mode(zf.getinfo(moved_from)) if moved_from else 0
-            entries[name] = NewMember(name, None, stamp, mode=member_mode(name, elf.get(name), marked=marked),
-                                      path=path, sha256=digests[name])
+            entries[name] = NewMember(name, patched.get(name), stamp,
+                                      mode=member_mode(name, elf.get(name), marked=marked),
+                                      path=path, sha256=digests[name], reuse=_blocks(sources, name))
 
     # RECORD: hashes of copied members come from the input RECORD when it
     # lists the same size; anything else is hashed here.
@@ -507,6 +586,11 @@ def _members(plan, zf, files, changed, digests, fixed, newest, elf, sbom):
     members = [entries[n] for n in order]
     members.append(_with_digest(NewMember(record_name, render_record(rows, dist_info), stamp)))
     return members
+
+
+def _blocks(sources: dict, name: str) -> reflate.Blocks | None:
+    source = sources.get(name)
+    return source.blocks if source is not None else None
 
 
 def _read_record(zf: zipfile.ZipFile, name: str) -> dict[str, tuple[str, str]]:
@@ -598,4 +682,4 @@ def copy_atomically(path: str, out_dir: str, session: RepairSession | None = Non
     return final
 
 
-__all__ = ["RepairSession", "apply_plan", "copy_atomically", "plan_edits"]
+__all__ = ["RepairSession", "apply_plan", "copy_atomically", "plan_edits", "read_sources"]
