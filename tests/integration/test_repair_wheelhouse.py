@@ -193,3 +193,26 @@ def test_large_modules_in_a_wheelhouse_are_byte_identical_to_each_alone(tmp_path
     assert len([line for line in p.stderr.splitlines() if "kept as the input deflated them" in line]) == len(wheels)
     for name, data in alone.items():
         assert (tmp_path / "together" / name).read_bytes() == data, name
+
+
+def test_a_wheelhouse_reports_each_wheel_in_its_turn(tmp_path, libs):
+    """Each wheel is read while the one before it is repaired, but what is
+    said of it (its -v lines, its error, its result) comes in the wheels' order."""
+    good = release(tmp_path, libs)[:3]
+    bad = tmp_path / "dist" / "bad-1.0-cp311-cp311-linux_x86_64.whl"
+    bad.write_bytes(b"not a zip")
+    wheels = [good[0], bad, good[1], good[2]]
+    env = clean_env(LD_LIBRARY_PATH=str(libs))
+    p = run("-v", "repair", "-w", str(tmp_path / "out"), *map(str, wheels), env=env)
+    assert p.returncode == 3, p.stderr
+    assert [line.split(" -> ")[0] for line in p.stdout.splitlines()] == [w.name for w in good]
+    lines = p.stderr.splitlines()
+
+    def first(text):
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    read = [first(f"{w.name}: ") for w in wheels]  # the first line about each wheel: its audit
+    assert read == sorted(read), p.stderr
+    verified = [first(f"verified {w.name.split('-')[0]}-1.0-{w.name.split('-')[2]}") for w in good]
+    assert read[0] < verified[0] < read[1] < read[2] < verified[1] < read[3] < verified[2], p.stderr
+    assert "error" in lines[read[1]] or "error" in lines[read[1] + 1]

@@ -1,0 +1,85 @@
+"""The next item worked on while this one is handled (wheelvet.ahead)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from wheelvet.ahead import ahead
+from wheelvet.errors import WheelvetError
+
+log = logging.getLogger("wheelvet.test_ahead")
+
+
+def test_results_come_in_order_and_the_next_is_worked_on_meanwhile():
+    started: dict[int, float] = {}
+    handled: dict[int, float] = {}
+
+    def work(i):
+        started[i] = time.monotonic()
+        time.sleep(0.05 * (3 - i % 3))  # (later items finish first if nothing held them)
+        return i * i, threading.current_thread().name
+
+    got = []
+    for i, (square, thread) in ahead(range(6), work):
+        handled[i] = time.monotonic()
+        got.append(square)
+        assert thread == "wheelvet-ahead"
+        time.sleep(0.05)
+    assert got == [i * i for i in range(6)]
+    # item k+1 was started before item k was handed out and handled
+    assert all(started[k + 1] <= handled[k] + 0.01 for k in range(5))
+
+
+def test_caught_errors_are_results_and_others_are_raised_at_their_turn():
+    def work(i):
+        if i == 1:
+            raise WheelvetError("wheel 1 is bad")
+        if i == 3:
+            raise ValueError("a bug")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="a bug"):
+        for i, result in ahead(range(5), work, catch=(WheelvetError,)):
+            seen.append((i, str(result) if isinstance(result, WheelvetError) else result))
+    assert seen == [(0, 0), (1, "wheel 1 is bad"), (2, 2)]
+
+
+def test_one_item_is_worked_on_in_the_callers_thread():
+    assert list(ahead(["x"], lambda s: threading.current_thread() is threading.main_thread())) == [("x", True)]
+    assert list(ahead([], lambda s: s)) == []
+    [(item, error)] = ahead(["x"], lambda s: (_ for _ in ()).throw(WheelvetError("no")), catch=(WheelvetError,))
+    assert str(error) == "no"
+
+
+class _Listed(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_what_work_logs_comes_out_with_its_item():
+    listed = _Listed()
+    log.addHandler(listed)
+    log.setLevel(logging.INFO)
+    try:
+        def work(i):
+            log.info("read %d", i)
+            return i
+
+        for i, _ in ahead(range(4), work):
+            log.info("handled %d", i)
+        assert listed.messages == [m for i in range(4) for m in (f"read {i}", f"handled {i}")]
+        # nothing is held back once it is done: a later record goes straight out
+        log.info("after")
+        assert listed.messages[-1] == "after"
+        assert not [f for f in log.filters if type(f).__name__ == "_Held"]
+    finally:
+        log.removeHandler(listed)
