@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("-L", "--lib-sdir", dest="lib_sdir", default=".libs",
                         help="suffix of the directory for grafted libraries: <dist><LIB_SDIR> (default: .libs)")
     repair.add_argument("-z", "--zip-compression-level", dest="level", default=None, metavar="LEVEL",
-                        help="deflate level 0-9 for new and patched files (env AUDITWHEEL_ZIP_COMPRESSION_LEVEL; default 6)")
+                        help="deflate level 0-9 for new and patched files (env AUDITWHEEL_ZIP_COMPRESSION_LEVEL; default 6, "
+                             "where patched files keep the input's deflate blocks that patching left alone)")
     repair.add_argument("--no-update-tags", dest="update_tags", action="store_false",
                         help="keep the file name and WHEEL tags as they are")
     repair.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the repair plan and write nothing")
