@@ -216,3 +216,24 @@ def test_a_wheelhouse_reports_each_wheel_in_its_turn(tmp_path, libs):
     verified = [first(f"verified {w.name.split('-')[0]}-1.0-{w.name.split('-')[2]}") for w in good]
     assert read[0] < verified[0] < read[1] < read[2] < verified[1] < read[3] < verified[2], p.stderr
     assert "error" in lines[read[1]] or "error" in lines[read[1] + 1]
+
+
+def test_the_sources_read_ahead_are_the_input_members(tmp_path, libs):
+    """read_sources: each patched member's inflated bytes, and their sha256
+    (RECORD's, once the wheel was read verified: the same as computed)."""
+    import hashlib
+
+    from wheelvet.audit import AuditOptions
+    from wheelvet.repair import RepairOptions, prepare_repair, read_sources
+
+    [wheel] = large_release(tmp_path, libs, pythons=("cp311",))
+    prepared = prepare_repair(str(wheel), RepairOptions(), AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs))))
+    [(member, source)] = prepared.sources.items()
+    data = zipfile.ZipFile(wheel).read(member)
+    assert bytes(source.blocks.data) == data
+    assert source.sha256 == hashlib.sha256(data).digest()
+    [again] = read_sources(prepared.plan, verified=False).values()
+    assert again.sha256 == source.sha256 and bytes(again.blocks.data) == data
+    # a level given outright, or a dry run, reads none
+    assert prepare_repair(str(wheel), RepairOptions(), AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs))),
+                          level=6).sources == {}

@@ -54,7 +54,8 @@ def prepare_repair(path: str, options: RepairOptions, audit_options: AuditOption
     if analysis.audit.error is not None:
         raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
     plan = plan_repair(analysis, options)
-    return Prepared(analysis, plan, read_sources(plan) if level < 0 and not dry_run else {})
+    verified = analysis.contents is not None and analysis.contents.verified
+    return Prepared(analysis, plan, read_sources(plan, verified) if level < 0 and not dry_run else {})
 
 
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,

@@ -352,7 +352,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         # the same edit is taken as it is.  (Written in TMPDIR: a failure
         # there names TMPDIR, not the output directory.)
         if sources is None:
-            sources = read_sources(plan) if level < 0 else {}
+            sources = read_sources(plan, analysis.contents is not None and analysis.contents.verified) if level < 0 else {}
         try:
             pending = _prepare(plan, zf, work, stripped, patcher_key, session, changed, digests, new_facts, sources)
         except OSError as exc:
@@ -416,21 +416,39 @@ class Source:
     sha256: bytes
 
 
-def _source(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Source | None:
+def _source(zf: zipfile.ZipFile, info: zipfile.ZipInfo, recorded: bytes | None) -> Source | None:
     blocks = _input_blocks(zf, info)
-    return None if blocks is None else Source(blocks, hashlib.sha256(blocks.data).digest())
+    if blocks is None:
+        return None
+    return Source(blocks, recorded if recorded is not None else hashlib.sha256(blocks.data).digest())
 
 
-def read_sources(plan: RepairPlan) -> dict[str, Source]:
+def _recorded_sha256(record: dict, info: zipfile.ZipInfo) -> bytes | None:
+    """RECORD's sha256 of a member, where it gives one for the member's size."""
+    entry = record.get(info.filename)
+    if not entry or entry[1] != str(info.file_size) or not entry[0].startswith("sha256="):
+        return None
+    value = entry[0][len("sha256="):]
+    try:
+        digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:
+        return None
+    return digest if len(digest) == 32 else None
+
+
+def read_sources(plan: RepairPlan, verified: bool = False) -> dict[str, Source]:
     """The input deflate blocks of the members ``plan`` patches, by the
     member they become (those that can be had: deflated, within
     MAX_REUSE_BYTES together), for :func:`apply_plan` to keep what the patch
     leaves alone.  Read on two threads (zlib, called through ctypes, runs
     without the GIL); it only reads the input, so it may run while another
-    wheel is being repaired."""
+    wheel is being repaired.  ``verified``: the wheel was read with every
+    member checked against RECORD, so RECORD's sha256 of a member is that
+    of its bytes (they match its CRC again here) and is not computed again."""
     if not plan.patches or not reflate.available():
         return {}
     with zipfile.ZipFile(plan.wheel) as zf:
+        record = _read_record(zf, f"{_dist_info(zf.namelist())}/RECORD") if verified else {}
         infos, held = [], 0
         for p in plan.patches:
             info = zf.getinfo(p.member)
@@ -438,9 +456,9 @@ def read_sources(plan: RepairPlan) -> dict[str, Source]:
             infos.append(info if held <= MAX_REUSE_BYTES else None)
         if sum(1 for i in infos if i is not None) > 1 and (os.cpu_count() or 1) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                found = list(pool.map(lambda i: i and _source(zf, i), infos))
+                found = list(pool.map(lambda i: i and _source(zf, i, _recorded_sha256(record, i)), infos))
         else:
-            found = [i and _source(zf, i) for i in infos]
+            found = [i and _source(zf, i, _recorded_sha256(record, i)) for i in infos]
     return {p.target: f for p, f in zip(plan.patches, found) if f is not None}
 
 
