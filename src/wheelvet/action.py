@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
+from .ahead import ahead
 from .audit import AuditOptions, WheelAudit, analyze
 from .errors import (
     EXIT_INTERNAL,
@@ -43,7 +44,7 @@ from .escape import printable
 from .github import commands
 from .github.settings import Settings, redact
 from .policy import PolicySet, policy_set, resolve
-from .repair import RepairOptions, RepairSession, apply_plan, copy_atomically, plan_repair
+from .repair import RepairOptions, RepairSession, apply_plan, copy_atomically, plan_repair, read_ahead_options
 from .report import markdown
 from .report.compare import compare
 from .report.view import PROBLEMS, BaseInfo, Leg, Report, WheelOutcome, merge_legs
@@ -177,18 +178,32 @@ def _display(settings: Settings):
     return lambda path: _rel(path, settings.workspace)
 
 
-def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: RepairSession | None = None) -> None:
+def _audit_options(settings: Settings, env: dict) -> AuditOptions:
+    return AuditOptions(environ=env, exclude=settings.exclude, disable_isa_ext_check=settings.disable_isa_ext_check,
+                        allow_pure_python_wheel=settings.allow_pure_python_wheel, providers=settings.provider_set)
+
+
+def _read_one(path: str, settings: Settings, env: dict, count: int):
+    """A wheel's analysis (read while the wheel before it is handled: :func:`ahead`)."""
+    options = _audit_options(settings, env)
+    return analyze(read_wheel(path, jobs=read_ahead_options(options, count).jobs), options)
+
+
+def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: RepairSession | None = None,
+               analysis=None) -> None:
+    """Audit (and in repair mode, repair) one wheel; ``analysis``: its
+    analysis, or the WheelvetError reading it raised (read ahead)."""
     rel = _rel(path, settings.workspace)
     name = os.path.basename(path)
-    audit_options = AuditOptions(environ=env, exclude=settings.exclude,
-                                 disable_isa_ext_check=settings.disable_isa_ext_check,
-                                 allow_pure_python_wheel=settings.allow_pure_python_wheel,
-                                 providers=settings.provider_set)
+    audit_options = _audit_options(settings, env)
     display = _display(settings)
     size = os.path.getsize(path)
     asked = None if settings.plat == "auto" else settings.plat
     try:
-        analysis = analyze(read_wheel(path), audit_options)
+        if analysis is None:
+            analysis = _read_one(path, settings, env, 1)
+        if isinstance(analysis, WheelvetError):
+            raise analysis
     except WheelvetError as exc:
         run.processed.append(Processed(markdown.outcome_from_error(name, str(exc), input_size=size)))
         run.problems.append(("error", rel, str(exc)))
@@ -388,9 +403,11 @@ def run_action(environ: dict) -> int:
         # libraries, each patched and compressed once (the outputs are the same).
         with RepairSession() as session:
             session.protect(wheels)
-            for path in wheels:
+            # (each wheel read and audited while the one before it is repaired)
+            read = ahead(wheels, lambda p: _read_one(p, settings, env, len(wheels)), catch=(WheelvetError,))
+            for path, analysis in read:
                 with commands.group(printable(f"wheelvet {settings.mode} {os.path.basename(path)}")):
-                    _one_wheel(path, settings, env, run, session)
+                    _one_wheel(path, settings, env, run, session, analysis)
         run.processed, base, base_keys = _compare_with_base(settings, run.processed)
         leg = Leg(key, label, tuple(p.outcome for p in run.processed), workflow=settings.workflow, job=settings.job,
                   run_id=int(settings.run_id) if settings.run_id.isdigit() else 0, run_attempt=settings.run_attempt,

@@ -7,7 +7,6 @@ the README).  Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -248,19 +247,9 @@ def cmd_lddtree(args: argparse.Namespace, environ: dict) -> int:
     return EXIT_OK
 
 
-AHEAD_IN_PROCESS_BYTES = 64 << 20  # wheels of a call under this size are read in-process (see cmd_repair)
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0  # (reading it says what is wrong)
-
-
 def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     from .ahead import ahead
-    from .repair import RepairOptions, RepairSession, prepare_repair, repair_wheel
+    from .repair import RepairOptions, RepairSession, prepare_repair, read_ahead_options, repair_wheel
 
     patcher = _patcher(args, environ)
     level = _level(args, environ)
@@ -273,17 +262,10 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     # libraries, patched and compressed once for all of them.
     with RepairSession() as session:
         session.protect(args.wheels)  # no output of the call replaces one of its inputs
-        # Each wheel is read, audited and planned while the one before it is
-        # repaired; that overlap is the parallelism, so a wheel of ordinary
-        # size is read in this process (a pool of processes forked from one
-        # this busy costs more than it saves: lxml's 27 MB read in 0.07 s
-        # either way).  Large ones still use the pool.
-        ahead_options = dataclasses.replace(audit_options, jobs=1)
-
+        # (each wheel read, audited and planned while the one before it is repaired)
         def prepare(path):
-            small = len(args.wheels) > 1 and _size(path) < AHEAD_IN_PROCESS_BYTES
-            return prepare_repair(path, options, ahead_options if small else audit_options, level=level,
-                                  dry_run=args.dry_run)
+            return prepare_repair(path, options, read_ahead_options(audit_options, len(args.wheels)),
+                                  level=level, dry_run=args.dry_run)
 
         for path, prepared in ahead(args.wheels, prepare, catch=(WheelvetError,)):
             try:
