@@ -189,8 +189,8 @@ def _read_one(path: str, settings: Settings, env: dict, count: int):
     return analyze(read_wheel(path, jobs=read_ahead_options(options, count).jobs), options)
 
 
-def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: RepairSession | None = None,
-               analysis=None) -> None:
+def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: RepairSession | None,
+               analysis) -> None:
     """Audit (and in repair mode, repair) one wheel; ``analysis``: its
     analysis, or the WheelvetError reading it raised (read ahead)."""
     rel = _rel(path, settings.workspace)
@@ -199,14 +199,9 @@ def _one_wheel(path: str, settings: Settings, env: dict, run: Run, session: Repa
     display = _display(settings)
     size = os.path.getsize(path)
     asked = None if settings.plat == "auto" else settings.plat
-    try:
-        if analysis is None:
-            analysis = _read_one(path, settings, env, 1)
-        if isinstance(analysis, WheelvetError):
-            raise analysis
-    except WheelvetError as exc:
-        run.processed.append(Processed(markdown.outcome_from_error(name, str(exc), input_size=size)))
-        run.problems.append(("error", rel, str(exc)))
+    if isinstance(analysis, WheelvetError):
+        run.processed.append(Processed(markdown.outcome_from_error(name, str(analysis), input_size=size)))
+        run.problems.append(("error", rel, str(analysis)))
         return
     audit = analysis.audit
     if audit.error is not None or (audit.pure and settings.mode == "audit"):

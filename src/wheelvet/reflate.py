@@ -197,12 +197,26 @@ class _Bits:
         return b"".join(self.parts)
 
 
-def _fresh(patched: bytes, start: int, end: int, level: int, last: bool) -> bytes:
-    if start:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=patched[max(0, start - WINDOW):start])
+def deflate_piece(window: bytes, data: bytes, level: int, last: bool) -> bytes:
+    """``data`` deflated as one piece of a longer stream, as pigz does: primed
+    with ``window`` (the up to 32 KiB before it, which the inflater holds by
+    then) and ended with a sync flush (a byte-aligned, non-final block), or
+    as the final block where ``last``; pieces so made concatenate into one
+    valid deflate stream."""
+    if window:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=window)
     else:
         c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return c.compress(patched[start:end]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _fresh(patched: bytes, start: int, end: int, level: int, last: bool) -> bytes:
+    return deflate_piece(patched[max(0, start - WINDOW):start], patched[start:end], level, last)
+
+
+def _ends(blocks: Blocks) -> list[int]:
+    """Where each block of ``blocks`` ends in its inflated bytes."""
+    return [at for _bit, at in blocks.starts[1:]] + [len(blocks.data)]
 
 
 def _stored(stream: bytes, bit: int) -> bool:
@@ -221,8 +235,7 @@ def reusable(blocks: Blocks, patched: bytes) -> list[bool]:
     o, p = blocks.data, patched
     n = len(blocks.starts)
     out = []
-    for i, (bit, start) in enumerate(blocks.starts):
-        end = blocks.starts[i + 1][1] if i + 1 < n else len(o)
+    for i, ((bit, start), end) in enumerate(zip(blocks.starts, _ends(blocks))):
         final = i + 1 == n
         if end > len(p) or (final and len(p) != len(o)) or _stored(blocks.stream, bit):
             out.append(False)
@@ -240,7 +253,7 @@ def reflate(blocks: Blocks, patched: bytes, level: int, check) -> tuple[bytes, i
     keep = reusable(blocks, patched)
     starts = blocks.starts
     n = len(starts)
-    ends = [starts[i + 1][1] if i + 1 < n else len(blocks.data) for i in range(n)]
+    ends = _ends(blocks)
     reused = sum(ends[i] - starts[i][1] for i in range(n) if keep[i])
     if not patched or reused < MIN_REUSED * len(patched):
         return None
@@ -279,4 +292,4 @@ def reflate(blocks: Blocks, patched: bytes, level: int, check) -> tuple[bytes, i
     return stream, reused
 
 
-__all__ = ["Blocks", "available", "inflate_blocks", "reflate", "reusable"]
+__all__ = ["WINDOW", "Blocks", "available", "deflate_piece", "inflate_blocks", "reflate", "reusable"]

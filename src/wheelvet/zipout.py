@@ -24,7 +24,6 @@ import struct
 import tempfile
 import threading
 import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Sequence, Union
@@ -220,7 +219,6 @@ def _dos(date_time: tuple[int, ...]) -> tuple[int, int]:
 
 CHUNK = 1 << 20
 PIECE = 4 << 20  # a large member is deflated in pieces of this size, in parallel
-WINDOW = 32 << 10  # deflate's history window
 
 
 def _read(m: NewMember, off: int, n: int) -> bytes:
@@ -232,20 +230,12 @@ def _read(m: NewMember, off: int, n: int) -> bytes:
 
 
 def _deflate_piece(m: NewMember, off: int, n: int, last: bool, level: int) -> bytes:
-    """Deflate bytes [off, off+n) of a member as one piece of its stream.
-
-    As pigz does: each piece is primed with the 32 KiB before it (which the
-    inflater has in its window by then) and ends with a sync flush (a
-    byte-aligned, non-final block), so the pieces concatenate into one valid
-    deflate stream, nearly as small as a single-threaded one.
-    """
-    data = _read(m, off, n)
-    if off:
-        start = max(0, off - WINDOW)
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=_read(m, start, off - start))
-    else:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    """Deflate bytes [off, off+n) of a member as one piece of its stream
+    (:func:`wheelvet.reflate.deflate_piece`: the pieces concatenate into one
+    valid deflate stream, nearly as small as a single-threaded one)."""
+    start = max(0, off - reflate.WINDOW)
+    window = _read(m, start, off - start) if off else b""
+    return reflate.deflate_piece(window, _read(m, off, n), level, last)
 
 
 def _crc32(data: bytes) -> int:
@@ -258,11 +248,11 @@ def _inflate_raw(stream: bytes) -> bytes:
 
 def _crc_and_size(m: NewMember) -> tuple[int, int]:
     if m.data is not None:
-        return zlib.crc32(m.data) & _U32, len(m.data)
+        return _crc32(m.data), len(m.data)
     crc, size = 0, 0
     with open(m.path, "rb") as f:
         while chunk := f.read(CHUNK):
-            crc = zlib.crc32(chunk, crc)
+            crc = INFLATE_LIBRARY.crc32(chunk, crc)
             size += len(chunk)
     return crc & _U32, size
 

@@ -47,7 +47,7 @@ class Prepared:
 
     analysis: Analysis
     plan: RepairPlan | None
-    sources: Mapping[str, object]
+    sources: Mapping[str, object]  # (apply_plan only reads it)
 
 
 def prepare_repair(path: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
@@ -91,7 +91,7 @@ def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options:
         return plan, None
     return plan, apply_plan(plan, prepared.analysis, out_dir, level=level, environ=dict(audit_options.environ),
                             audit_options=audit_options, patcher=patcher, owners=owners, session=session,
-                            sources=dict(prepared.sources))
+                            sources=prepared.sources)
 
 
 __all__ = ["Edit", "Graft", "NoPatcher", "OwnerLookup", "Patch", "Patchelf", "Patcher", "RepairFailed", "RepairOptions", "RepairPlan",

@@ -392,7 +392,7 @@ MAX_REUSE_BYTES = 768 << 20
 def _input_blocks(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> reflate.Blocks | None:
     """A deflated member's stream and where its blocks start, once its size
     and CRC are what the directory says; None to read it the usual way."""
-    if info.compress_type != zipfile.ZIP_DEFLATED or info.file_size > reflate.MAX_SIZE or not reflate.available():
+    if info.compress_type != zipfile.ZIP_DEFLATED or info.file_size > reflate.MAX_SIZE:
         return None
     fd = zf.fp.fileno()
     try:
