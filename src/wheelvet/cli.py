@@ -249,7 +249,7 @@ def cmd_lddtree(args: argparse.Namespace, environ: dict) -> int:
 
 def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     from .ahead import ahead
-    from .repair import RepairOptions, RepairSession, prepare_repair, read_ahead_options, repair_wheel
+    from .repair import Prepared, RepairOptions, RepairSession, prepare_repair, read_ahead_options, repair_wheel
 
     patcher = _patcher(args, environ)
     level = _level(args, environ)
@@ -262,12 +262,12 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     # libraries, patched and compressed once for all of them.
     with RepairSession() as session:
         session.protect(args.wheels)  # no output of the call replaces one of its inputs
-        # (each wheel read, audited and planned while the one before it is repaired)
+        # (each wheel read, audited and planned while the ones before it are repaired)
         def prepare(path):
             return prepare_repair(path, options, read_ahead_options(audit_options, len(args.wheels)),
                                   level=level, dry_run=args.dry_run)
 
-        for path, prepared in ahead(args.wheels, prepare, catch=(WheelvetError,)):
+        for path, prepared in ahead(args.wheels, prepare, catch=(WheelvetError,), size=Prepared.held_bytes):
             try:
                 if isinstance(prepared, BaseException):
                     raise prepared

@@ -234,6 +234,10 @@ def test_the_sources_read_ahead_are_the_input_members(tmp_path, libs):
     assert source.sha256 == hashlib.sha256(data).digest()
     [again] = read_sources(prepared.plan, verified=False).values()
     assert again.sha256 == source.sha256 and bytes(again.blocks.data) == data
+    # what it holds, the bound on reading further wheels ahead: the member inflated and as compressed
+    info = zipfile.ZipFile(wheel).getinfo(member)
+    assert prepared.held_bytes() == info.file_size + info.compress_size
     # a level given outright, or a dry run, reads none
-    assert prepare_repair(str(wheel), RepairOptions(), AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs))),
-                          level=6).sources == {}
+    at_level = prepare_repair(str(wheel), RepairOptions(), AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs))),
+                              level=6)
+    assert at_level.sources == {} and at_level.held_bytes() == 0

@@ -83,3 +83,65 @@ def test_what_work_logs_comes_out_with_its_item():
         assert not [f for f in log.filters if type(f).__name__ == "_Held"]
     finally:
         log.removeHandler(listed)
+
+
+def _wait_for(test, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not test():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_work_runs_two_items_ahead_and_no_further():
+    started: list[int] = []
+
+    def work(i):
+        started.append(i)
+        return i
+
+    taken = []
+    for i, result in ahead(range(6), work, depth=2):
+        taken.append(result)
+        if i == 0:
+            # while item 0 is handled, items 1 and 2 are worked on, not 3
+            assert _wait_for(lambda: len(started) >= 3)
+            time.sleep(0.2)
+            assert started == [0, 1, 2]
+    assert taken == list(range(6)) and started == list(range(6))
+
+
+def test_results_holding_many_bytes_keep_it_to_one_ahead():
+    started: list[int] = []
+
+    def work(i):
+        started.append(i)
+        return 150 if i == 1 else 10  # (item 1's result "holds" 150 bytes)
+
+    for i, _ in ahead(range(6), work, depth=3, size=lambda r: r, max_held=100):
+        if i == 0:
+            # item 1 is always worked on; it holds more than max_held, so item 2 waits for it to be taken
+            assert _wait_for(lambda: len(started) >= 2)
+            time.sleep(0.2)
+            assert started == [0, 1]
+        if i == 1:
+            # taken: items 2, 3 and 4 (10 bytes each) are worked on, up to depth; not 5
+            assert _wait_for(lambda: len(started) >= 5)
+            time.sleep(0.2)
+            assert started == [0, 1, 2, 3, 4]
+    assert started == list(range(6))
+
+
+def test_a_caller_that_stops_early_stops_the_work():
+    started: list[int] = []
+
+    def work(i):
+        started.append(i)
+        return i
+
+    for i, _ in ahead(range(10), work, depth=2):
+        if i == 1:
+            break
+    time.sleep(0.2)
+    assert len(started) <= 4  # (items 0-3 at most: 2 ahead of item 1, none after the stop)

@@ -21,7 +21,7 @@ from typing import Mapping
 from ..audit import Analysis, AuditOptions, analyze
 from ..errors import RepairFailed, RepairRefused
 from ..wheelfile import read_wheel
-from .apply import RepairSession, apply_plan, copy_atomically, plan_edits, read_sources
+from .apply import RepairSession, Source, apply_plan, copy_atomically, plan_edits, read_sources
 from .patcher import Edit, NoPatcher, Patchelf, Patcher, find_patchelf, patcher_named
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
 from .sbom import OwnerLookup, build_sbom
@@ -47,7 +47,12 @@ class Prepared:
 
     analysis: Analysis
     plan: RepairPlan | None
-    sources: Mapping[str, object]  # (apply_plan only reads it)
+    sources: Mapping[str, Source]  # (apply_plan only reads it)
+
+    def held_bytes(self) -> int:
+        """What it holds beyond its analysis: the patched members' input, as
+        compressed and inflated (the bound on reading further ahead)."""
+        return sum(len(s.blocks.stream) + len(s.blocks.data) for s in self.sources.values())
 
 
 def prepare_repair(path: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,
