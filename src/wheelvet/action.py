@@ -396,7 +396,7 @@ def run_action(environ: dict) -> int:
         key, label = leg_name(settings, wheels)
         # One session for the job: the wheels of a release graft the same
         # libraries, each patched and compressed once (the outputs are the same).
-        with RepairSession() as session:
+        with RepairSession(wheels=len(wheels)) as session:
             session.protect(wheels)
             # (each wheel read and audited while the one before it is repaired)
             read = ahead(wheels, lambda p: _read_one(p, settings, env, len(wheels)), catch=(WheelvetError,))

@@ -260,7 +260,7 @@ def cmd_repair(args: argparse.Namespace, environ: dict) -> int:
     status = EXIT_OK
     # One session for the call: the wheels of a release graft the same
     # libraries, patched and compressed once for all of them.
-    with RepairSession() as session:
+    with RepairSession(wheels=len(args.wheels)) as session:
         session.protect(args.wheels)  # no output of the call replaces one of its inputs
         # (each wheel read, audited and planned while the ones before it are repaired)
         def prepare(path):

@@ -362,6 +362,31 @@ class _Task:
     data_start: int | None = None  # where its data begins (its local header already checked), if known
 
 
+class _Entry:
+    """What a worker process needs of a member's central directory entry
+    (the attributes of :class:`zipfile.ZipInfo` that :class:`MemberStream`
+    and the local header check read)."""
+
+    __slots__ = ("filename", "orig_filename", "flag_bits", "header_offset", "compress_size", "file_size", "CRC",
+                 "compress_type")
+
+    def __init__(self, *values) -> None:
+        for name, value in zip(self.__slots__, values):
+            setattr(self, name, value)
+
+
+def _row(task: _Task) -> tuple:
+    """A task as plain values, for a worker process: pickling 12,000 ZipInfo
+    objects (torch) cost 0.07 s each way, a tuple of plain values 0.004 s."""
+    i = task.info
+    return (i.filename, i.orig_filename, i.flag_bits, i.header_offset, i.compress_size, i.file_size, i.CRC,
+            i.compress_type, task.digest, task.sniff, task.data_start)
+
+
+def _task(row: tuple) -> _Task:
+    return _Task(_Entry(*row[:8]), *row[8:])  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class _Failure:
     problem: str
@@ -396,9 +421,10 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _read_members_again(path: str, identity: tuple[int, int, int, int], tasks: list[_Task]) -> list[ElfFacts | _Failure | None]:
-    """:func:`_read_members` in a worker process, which opens the wheel again:
-    it must still be the same file."""
+def _read_members_again(path: str, identity: tuple[int, int, int, int], rows: list[tuple]) -> list[ElfFacts | _Failure | None]:
+    """:func:`_read_members` in a worker process, which opens the wheel again
+    (it must still be the same file), of the tasks ``rows`` (:func:`_row`)."""
+    tasks = [_task(row) for row in rows]
     try:
         fh = open_regular(path)
     except OSError as exc:
@@ -478,7 +504,9 @@ def _read_members_all(path: str, fd: int, tasks: list[_Task], jobs: int | None) 
     totals = _Totals()
     try:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches), [identity] * len(batches), batches)):
+            rows = [[_row(t) for t in batch] for batch in batches]
+            for batch, result in zip(batches, pool.map(_read_members_again, [path] * len(batches),
+                                                       [identity] * len(batches), rows)):
                 part = _results(batch, result)
                 too_much = next((r for r in part.values() if isinstance(r, _Failure) and r.wheel), None)
                 for facts in part.values():

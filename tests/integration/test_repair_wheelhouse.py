@@ -101,6 +101,24 @@ def test_one_session_patches_and_compresses_each_library_once(tmp_path, libs):
     assert len(list((tmp_path / "out").iterdir())) == len(wheels)
 
 
+def test_a_session_of_one_wheel_keeps_no_compressed_copies_and_writes_the_same_wheel(tmp_path, libs):
+    """Nothing is shared in a call repairing one wheel (cibuildwheel's case):
+    no compressed copy is kept (none spilled to a file), and the wheel is
+    the one a shared session writes."""
+    from wheelvet.audit import AuditOptions
+    from wheelvet.repair import RepairOptions, RepairSession, repair_wheel
+
+    [whl] = release(tmp_path, libs)[:1]
+    options = AuditOptions(environ=clean_env(LD_LIBRARY_PATH=str(libs), SOURCE_DATE_EPOCH="1700000000"))
+    with RepairSession(wheels=1) as session:
+        _, out = repair_wheel(str(whl), str(tmp_path / "one"), RepairOptions(), options, session=session)
+        assert session.deflated is None
+    with RepairSession() as shared:
+        _, again = repair_wheel(str(whl), str(tmp_path / "shared"), RepairOptions(), options, session=shared)
+        assert shared.deflated is not None and shared.deflated._entries  # (kept for the wheels after it)
+    assert Path(out).read_bytes() == Path(again).read_bytes()
+
+
 def test_a_patcher_of_another_program_does_not_reuse_the_files_of_the_first(tmp_path, libs):
     from wheelvet.audit import AuditOptions
     from wheelvet.repair import RepairOptions, RepairSession, repair_wheel

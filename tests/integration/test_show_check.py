@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support import EXT_SUFFIX, HAVE_MUSL_GCC, build_extension, cc, clean_env, craft_elf, write_wheel
+from wheelvet.errors import InvalidWheel
 
 TAG = "cp311-cp311-linux_x86_64"
 
@@ -333,3 +335,45 @@ def test_python_dash_m_and_console_script_agree(tmp_path, need_gcc):
         pytest.skip("the wheelvet console script is not installed next to this Python")
     a = subprocess.run([str(exe), "show", "--json", str(whl)], capture_output=True, text=True, env=clean_env())
     assert a.stdout == run("show", "--json", str(whl)).stdout
+
+
+def _rewrite_member(wheel: Path, member: str, data: bytes, out: Path) -> Path:
+    """``wheel`` with ``member``'s bytes replaced and RECORD left as it was (its hash now wrong)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, data if info.filename == member else src.read(info.filename))
+    return out
+
+
+def test_worker_processes_read_what_one_process_reads(tmp_path, need_gcc, monkeypatch):
+    """A wheel large enough to be read on two worker processes gives the
+    same facts (imports with their versions, init functions, dlopen hints)
+    and the same errors as one read in this process: what crosses between
+    the processes (each member's entry as plain values, each file's facts
+    as columns) is what was meant."""
+    from wheelvet import wheelfile
+
+    monkeypatch.setattr(wheelfile, "PARALLEL_MIN_BYTES", 0)
+    body = ('#include <math.h>\n#include <string.h>\n'
+            'const char *hint = "libplugin.so.3";\n'
+            'double f(double x) { return exp(x) + strlen(hint); }\n')
+    files = {}
+    for i in range(6):
+        files[f"pkg/m{i}{EXT_SUFFIX}"] = build_extension(tmp_path / f"b{i}", f"m{i}", "-lm", body=body).read_bytes()
+    files.update({f"pkg/data{i}.txt": os.urandom(2000) for i in range(40)})
+    wheel = write_wheel(tmp_path / "pkg-1.0-cp311-cp311-linux_x86_64.whl", files)
+    one, two = wheelfile.read_wheel(str(wheel), jobs=1), wheelfile.read_wheel(str(wheel), jobs=2)
+    assert one == two and len(two.elf) == 6
+    facts = two.elf[f"pkg/m0{EXT_SUFFIX}"]
+    assert facts.init_functions == frozenset({"PyInit_m0"}) and facts.dlopen_hints == ("libplugin.so.3",)
+    assert [f.dlopen_hints for f in one.elf.values()] == [f.dlopen_hints for f in two.elf.values()]
+    assert any(s.name == "exp" and s.version and s.version.startswith("GLIBC_") for s in facts.imports)
+    # a member whose bytes no longer match RECORD: the same error either way
+    bad = _rewrite_member(wheel, "pkg/data7.txt", os.urandom(2000), tmp_path / "bad" / wheel.name)  # (its size as RECORD says)
+    errors = []
+    for jobs in (1, 2):
+        with pytest.raises(InvalidWheel) as caught:
+            wheelfile.read_wheel(str(bad), jobs=jobs)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "pkg/data7.txt" in errors[0] and "RECORD" in errors[0]

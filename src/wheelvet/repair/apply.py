@@ -107,9 +107,12 @@ class RepairSession:
     # copies have a bound of their own (DeflateCache.MAX_BYTES).
     MAX_PATCHED_BYTES = 2 << 30
 
-    def __init__(self) -> None:
+    def __init__(self, wheels: int | None = None) -> None:
+        """``wheels``: how many wheels the call repairs, where it is known.
+        With one there is nothing to share, and no compressed copy is kept
+        (one archive's twice-met contents are compressed once anyway)."""
         self._dir: str | None = None
-        self.deflated = DeflateCache()
+        self.deflated = DeflateCache() if wheels is None or wheels > 1 else None
         self._patched: dict[tuple, _Patched] = {}
         self._patched_bytes = 0
         self.patched_hits = 0  # files not patched again (for -v and the tests)
@@ -164,7 +167,8 @@ class RepairSession:
         self.close()
 
     def close(self) -> None:
-        self.deflated.close()
+        if self.deflated is not None:
+            self.deflated.close()
         self._patched.clear()
         self._patched_bytes = 0
         if self._dir is not None:
