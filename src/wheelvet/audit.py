@@ -572,8 +572,11 @@ def collect_references(trees: Trees, policies: PolicySet) -> References:
     root_libs: dict[str, frozenset[str]] = {}
     roots = [(m, trees.trees[m]) for m in trees.roots] + [(f"--include {n}", t) for n, t in trees.included.items()]
     for member, tree in roots:
+        judged: dict[tuple, ExternalRefs] = {}  # (policies with the same library rules judge alike)
         for p in policies:
-            refs = external_refs(tree, p)
+            refs = judged.get(p.library_rules)
+            if refs is None:
+                refs = judged[p.library_rules] = external_refs(tree, p)
             if p is policies.highest:
                 root_libs[member] = frozenset(refs.libs)
             libs[p.name].update(refs.libs)
@@ -704,21 +707,36 @@ def python_abi_verdict(classified: Classified, policies: PolicySet) -> tuple[boo
     return pyfpe, ucs2
 
 
+def _too_recent(uses: Iterable[SymbolUse], policy: Policy, allowed: dict[str, bool]) -> list[SymbolUse]:
+    """The uses whose version ``policy`` does not allow (``allowed``: its
+    verdict on each version met so far)."""
+    out = []
+    for u in uses:
+        ok = allowed.get(u.version)
+        if ok is None:
+            ok = allowed[u.version] = policy.allows_version(u.version)
+        if not ok:
+            out.append(u)
+    return out
+
+
 def policy_gaps(policies: PolicySet, overall: Policy, refs: References, symbols: SymbolVerdict, isa: IsaVerdict,
                 options: AuditOptions) -> tuple[PolicyGap, ...]:
     """Step 5a: what stands between the wheel and each more compatible policy."""
     gaps = []
     ext_uses: dict[str, list[SymbolUse]] = {}  # per external library, once (not once per policy)
+    own_uses = (*symbols.uses, *symbols.provided_uses)
     for p in policies:
         if p.priority <= overall.priority:
             continue
-        too_recent = [u for u in (*symbols.uses, *symbols.provided_uses) if not p.allows_version(u.version)]
+        allowed: dict[str, bool] = {}  # (each distinct version judged once: torch's 2,600 uses have a few dozen)
+        too_recent = _too_recent(own_uses, p, allowed)
         for soname in sorted(refs.by_policy[p.name].libs):
             if soname in symbols.library_facts:
                 if soname not in ext_uses:
                     real, facts = symbols.library_facts[soname]
                     ext_uses[soname] = symbol_uses(real, facts, external=True)
-                too_recent += [u for u in ext_uses[soname] if not p.allows_version(u.version)]
+                too_recent += _too_recent(ext_uses[soname], p, allowed)
         isa_files = [] if options.disable_isa_ext_check else sorted(
             f for f, soname in isa.offenders.items() if soname is None or not p.allows_library(soname))
         gaps.append(PolicyGap(p.name, tuple(sorted(refs.by_policy[p.name].libs)),

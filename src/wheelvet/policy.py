@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from functools import cached_property
 import json
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,14 @@ class Policy:
             return soname in self.whitelist
         return (soname in self.whitelist or (self.libc == "musl" and is_musl_builtin(soname))
                 or (self.libc == "android" and LIBPYTHON_RE.match(soname) is not None))
+
+    @cached_property
+    def library_rules(self) -> tuple:
+        """What decides which libraries it allows and which imports it
+        blacklists (:meth:`allows_library`, ``blacklist``): policies with the
+        same rules judge a file's libraries alike (17 glibc x86_64 policies
+        have 7 sets of rules)."""
+        return self.is_linux, self.libc, self.whitelist, tuple(sorted(self.blacklist.items()))
 
     def allows_version(self, version: str) -> bool:
         """Whether a needed symbol version (``GLIBC_2.29``) is allowed.
