@@ -344,3 +344,24 @@ def test_without_isal_zlib_reads_the_same_wheel_silently(tmp_path, how):
     # (read whole, every member's CRC and hash checked: a bad one would be exit 3)
     assert "not look like a platform wheel" in json.loads(rest)["error"]
     assert done.returncode == 1  # show's answer for a pure wheel, as auditwheel's
+
+
+def test_the_layout_checks_windowed_reads_are_the_files_bytes(tmp_path):
+    """check_layout reads local headers through one window of the file:
+    whatever is asked (inside the window, across its end, past the end of
+    the file) is what a pread there returns."""
+    import random
+
+    from wheelvet.zipin import _Window
+
+    data = os.urandom(300_000)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    rng = random.Random(7)
+    with open(path, "rb") as f:
+        window = _Window(f.fileno())
+        at = 0
+        for _ in range(2000):
+            at = rng.choice([at + rng.randrange(0, 3000), rng.randrange(0, 320_000)])  # (mostly forward, as headers lie)
+            n = rng.choice([30, 94, rng.randrange(1, 200_000)])
+            assert window(at, n) == data[at : at + n]
