@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -361,6 +362,16 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
+def paired(a: Leg, b: Leg) -> float | None:
+    """The median over the rounds of a's time / b's time in the same round
+    (legs run back to back): this machine's speed drifts by a quarter
+    within minutes, and the best of each leg alone may pair a fast moment
+    of one with a slow moment of the other."""
+    if a.error or b.error or not a.runs or not b.runs:
+        return None
+    return statistics.median(x.wall_s / y.wall_s for x, y in zip(a.runs, b.runs))
+
+
 def evaluate(key: str, target: WheelTarget, legs: dict[str, Leg]) -> list[dict]:
     aw, wv, inf, flo, dflt = (legs[k] for k in ("auditwheel", "wheelvet", "inflate", "floor", "default"))
     speedup = ratio(aw.best_s, wv.best_s)
@@ -382,12 +393,14 @@ def evaluate(key: str, target: WheelTarget, legs: dict[str, Leg]) -> list[dict]:
         why = None
         if value is None:
             why = "; ".join(f"{leg.name} failed" for leg in used if leg.error) or "not measured"
+        same_round = paired(*used) if len(used) == 2 else None  # (the same quotient as value's)
         out.append({
             "wheel": key,
             "target": label,
             "value": value,
             "pass": value is not None and ok(value),
             "why": why,
+            "paired": same_round,
         })
     return out
 
@@ -599,7 +612,9 @@ def finish(kind: str, rows: list[dict], results: list[dict], *, args, runs: int,
                             "pass": False, "why": r["error"]})
     for res in results:
         mark = "PASS" if res["pass"] else "FAIL"
-        val = "" if res["value"] is None else f"  ({res['value']:.2f})"
+        val = "" if res["value"] is None else f"  ({res['value']:.2f}"
+        if val:
+            val += f"; same round, median: {res['paired']:.2f})" if res.get("paired") is not None else ")"
         why = f"  [{res['why']}]" if res["why"] else ""
         print(f"{mark}  {res['wheel']:<{width}} {res['target']}{val}{why}")
 

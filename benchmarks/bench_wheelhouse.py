@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE.parent / "tests" / "repair_conformance"))
 
 from bench_repair import FROM_SOURCE, Spawner, get_wheel  # noqa: E402
 from bench_show import Leg as ShowLeg  # noqa: E402
-from bench_show import cache_dir, describe_versions, finish, fmt, measured_versions, ratio, sha256_of  # noqa: E402
+from bench_show import cache_dir, describe_versions, finish, fmt, measured_versions, paired, ratio, sha256_of  # noqa: E402
 
 PYTHONS = ("cp39", "cp310", "cp311", "cp312", "cp313")
 LEG_NAMES = ("auditwheel", "wheelvet", "wheelvet-one", "auditwheel-one")
@@ -187,7 +187,7 @@ def evaluate(rows: list[dict]) -> list[dict]:
         value = ratio(wv.best_s, one.best_s)
         out.append({"wheel": r["key"], "target": f"{len(r['release'])} wheels < {MAX_HOUSE_OVER_ONE:g}x one",
                     "value": value, "pass": value is not None and value < MAX_HOUSE_OVER_ONE,
-                    "why": None if value is not None else "not measured"})
+                    "why": None if value is not None else "not measured", "paired": paired(wv, one)})
     aw = [r["legs"]["auditwheel"].best_s for r in done]
     wv = [r["legs"]["wheelvet"].best_s for r in done]
     value = sum(aw) / sum(wv) if done and None not in aw and None not in wv else None
