@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from functools import cached_property
 import json
 import re
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ class Policy:
         return (soname in self.whitelist or (self.libc == "musl" and is_musl_builtin(soname))
                 or (self.libc == "android" and LIBPYTHON_RE.match(soname) is not None))
 
-    @cached_property
+    @functools.cached_property
     def library_rules(self) -> tuple:
         """What decides which libraries it allows and which imports it
         blacklists (:meth:`allows_library`, ``blacklist``): policies with the
