@@ -24,6 +24,8 @@ import queue
 import threading
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from .errors import stop_if_signalled
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -150,6 +152,7 @@ def ahead(items: Iterable[T], work: Callable[[T], R], *, catch: tuple[type[BaseE
         worker.start()
         for _ in items:
             done = worker.take()
+            stop_if_signalled()  # (a Ctrl-C swallowed meanwhile: nothing more is handed out)
             for record in done.records:
                 logging.getLogger(record.name).callHandlers(record)
             if done.error is not None:

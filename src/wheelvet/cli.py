@@ -15,7 +15,8 @@ from typing import Sequence
 
 from . import __version__
 from .audit import AuditOptions, WheelAudit, audit_wheel
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_POLICY, EXIT_TERMINATED, EXIT_USAGE, UsageError, WheelvetError
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_POLICY, EXIT_TERMINATED, EXIT_USAGE, Terminated,
+                     UsageError, WheelvetError, forget_signals, signalled, stop, stop_if_signalled)
 from .escape import printable
 from .providers import find_providers
 from .report import render_json, render_text
@@ -151,7 +152,9 @@ def _audit_args(args: argparse.Namespace, environ: dict) -> tuple[list[WheelAudi
     """
     status = EXIT_OK
     audits, readable = [], []
-    for path, (audit, error, code) in zip(args.wheels, _audit_all(args.wheels, _options(args, environ))):
+    results = _audit_all(args.wheels, _options(args, environ))
+    stop_if_signalled()
+    for path, (audit, error, code) in zip(args.wheels, results):
         if error is not None:
             print(f"wheelvet: error: {error}", file=sys.stderr)
             status = max(status, code)
@@ -307,47 +310,75 @@ def _configure_logging(verbose: int) -> None:
     logger.propagate = False
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so that cleanup (finally) runs."""
+def _cmd_action(args: argparse.Namespace, environ: dict) -> int:
+    # PyGithub comes with wheelvet[action]: without it, one line (exit 2) before any work
+    from .github import comment  # noqa: F401
+    from .action import main as action_main
+
+    return action_main(environ)
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by a subprocess test
-    raise _Terminated()
+    stop(Terminated)
+
+
+def _on_sigint(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    stop(KeyboardInterrupt)
+
+
+def _quiet_when_signalled(hook):
+    """An unraisable hook that says nothing of the stop a signal raised
+    inside a finalizer (it is raised again at the next checkpoint:
+    :func:`wheelvet.errors.stop_if_signalled`), and passes anything else on."""
+    def unraisable(info):
+        if isinstance(info.exc_value, (KeyboardInterrupt, Terminated)) and signalled():
+            return
+        hook(info)
+    return unraisable
 
 
 def main(argv: Sequence[str] | None = None, environ: dict | None = None) -> int:
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    forget_signals()
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv, environ)
+    # SIGINT only where Python handles it as it does by default: a shell's
+    # background job has it ignored, and so it stays (the Unix convention).
+    sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = (signal.signal(signal.SIGTERM, _on_sigterm),
+              signal.signal(signal.SIGINT, _on_sigint) if sigint else None, sys.unraisablehook)
+    sys.unraisablehook = _quiet_when_signalled(sys.unraisablehook)
+    try:
+        return _main(argv, environ)
+    finally:
+        for signum, handler in ((signal.SIGTERM, before[0]), (signal.SIGINT, before[1])):
+            if handler is not None:  # (None: not one Python set, or SIGINT left alone)
+                signal.signal(signum, handler)
+        sys.unraisablehook = before[2]
+
+
+def _main(argv: Sequence[str] | None, environ: dict | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     env = dict(os.environ if environ is None else environ)
     _configure_logging(args.verbose)
     try:
-        if args.command == "show":
-            return cmd_show(args, env)
-        if args.command == "check":
-            return cmd_check(args, env)
-        if args.command == "repair":
-            return cmd_repair(args, env)
-        if args.command == "lddtree":
-            return cmd_lddtree(args, env)
-        if args.command == "action":
-            # PyGithub comes with wheelvet[action]: without it, one line (exit 2) before any work
-            from .github import comment  # noqa: F401
-            from .action import main as action_main
-
-            return action_main(env)
-        parser.error(f"unknown command {args.command}")
+        commands = {"show": cmd_show, "check": cmd_check, "repair": cmd_repair, "lddtree": cmd_lddtree,
+                    "action": _cmd_action}
+        if args.command not in commands:
+            parser.error(f"unknown command {args.command}")
+        code = commands[args.command](args, env)
+        stop_if_signalled()  # (a Ctrl-C a finalizer swallowed: the call still ends as interrupted)
+        return code
     except WheelvetError as exc:
         print(f"wheelvet: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("wheelvet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except _Terminated:
+    except Terminated:
         print("wheelvet: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except BrokenPipeError:

@@ -41,6 +41,43 @@ EXIT_CODES = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that cleanup (``finally``) runs."""
+
+
+# The stop a signal asked for, kept: its exception may never reach the code
+# it was meant for.  A signal that lands while a finalizer (``__del__``, a
+# weak reference's callback) runs raises there, and CPython reports it as
+# "Exception ignored" and goes on: a Ctrl-C would be lost, the work carried
+# on to the end.  So what the handler raises is also remembered, and raised
+# again at the next checkpoint (:func:`stop_if_signalled`).
+_SIGNALLED: list[type[BaseException]] = []
+
+
+def stop(kind: type[BaseException]):
+    """What the signal handlers do: remember the stop ``kind`` asks for, and raise it."""
+    if not _SIGNALLED:
+        _SIGNALLED.append(kind)
+    raise kind()
+
+
+def stop_if_signalled() -> None:
+    """Raise the stop a signal asked for, if one did: called where work may
+    go on to write something (between the wheels of a call, before an
+    output takes its name)."""
+    if _SIGNALLED:
+        raise _SIGNALLED[0]()
+
+
+def signalled() -> bool:
+    return bool(_SIGNALLED)
+
+
+def forget_signals() -> None:
+    """A new command begins: no stop is pending (for callers that run several in one process)."""
+    _SIGNALLED.clear()
+
+
 class WheelvetError(Exception):
     """Root of every error wheelvet reports to the user."""
 
@@ -122,5 +159,6 @@ class ServiceError(WheelvetError):
 __all__ = [
     "EXIT_CODES", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_POLICY", "EXIT_REPAIR_FAILED",
     "EXIT_SERVICE", "EXIT_TERMINATED", "EXIT_USAGE", "InvalidElf", "InvalidInput", "InvalidPolicy", "InvalidWheel",
-    "MissingExtra", "RepairFailed", "RepairRefused", "ServiceError", "UsageError", "WheelvetError",
+    "MissingExtra", "RepairFailed", "RepairRefused", "ServiceError", "Terminated", "UsageError", "WheelvetError",
+    "forget_signals", "signalled", "stop", "stop_if_signalled",
 ]

@@ -81,3 +81,28 @@ def test_an_internal_error_is_one_line_and_70(monkeypatch, capsys, wheels):
     assert cli.main(["show", str(wheels[0])]) == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (RuntimeError: a bug)" in err
+
+
+def test_signal_handlers_are_set_for_the_call_and_restored(monkeypatch, wheels):
+    """SIGINT and SIGTERM are wheelvet's while a command runs (so that a
+    stop is remembered), and given back after; a SIGINT the process was
+    started ignoring (a shell's background job) stays ignored."""
+    import signal
+
+    seen = {}
+
+    def record(args, environ):
+        seen["int"], seen["term"] = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_show", record)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert cli.main(["show", str(wheels[0])]) == 0
+    assert seen["int"] is cli._on_sigint and seen["term"] is cli._on_sigterm
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert cli.main(["show", str(wheels[0])]) == 0
+        assert seen["int"] == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

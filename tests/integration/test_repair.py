@@ -421,6 +421,47 @@ def test_signal_during_repair_leaves_nothing(tmp_path, libs, signame, code):
     assert list(tmp.iterdir()) == []  # its work directories went too
 
 
+# Run as a child: a finalizer that runs while the first wheel is repaired
+# takes the SIGINT sent meanwhile (CPython then says "Exception ignored" and
+# goes on, the interrupt lost, were it not remembered).
+_SWALLOWED_SIGINT = """
+import os, signal, sys
+import wheelvet.repair as repair
+from wheelvet import cli
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # (the handler runs here, inside the finalizer)
+            pass
+
+real = repair.repair_wheel
+def repair_wheel(*args, **kwargs):
+    Finalized()  # (made and dropped at once: its __del__ runs now)
+    return real(*args, **kwargs)
+repair.repair_wheel = repair_wheel
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_an_interrupt_a_finalizer_swallows_still_stops_the_repair(tmp_path, libs):
+    """Ctrl-C landing inside a finalizer is not lost: no output takes its
+    name after it, the call ends as interrupted (130, one line, no
+    "Exception ignored" traceback), and nothing is left in TMPDIR."""
+    import signal
+
+    wheels = [ext_wheel(tmp_path / f"w{i}", libs, name=f"pkg{i}-1.0") for i in range(2)]
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    p = subprocess.run([sys.executable, "-c", _SWALLOWED_SIGINT, "repair", "-w", str(out), *map(str, wheels)],
+                       env=clean_env(LD_LIBRARY_PATH=str(libs), TMPDIR=str(tmp)), capture_output=True, text=True,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.returncode == 130, p.stderr
+    assert p.stderr == "wheelvet: interrupted\n"
+    assert not out.exists() or not any(out.iterdir())
+    assert list(tmp.iterdir()) == []
+
+
 def test_crashing_patchelf_is_reported_and_leaves_nothing(tmp_path, libs):
     crash = tmp_path / "crash-patchelf"
     crash.write_text("#!/bin/sh\nkill -SEGV $$\n")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from .. import reflate, scratch
 from ..audit import Analysis, AuditOptions, analyze
 from ..elf import ElfFacts, inspect_structure
-from ..errors import RepairFailed, WheelvetError
+from ..errors import RepairFailed, WheelvetError, stop_if_signalled
 from ..records import inconsistencies, record_hash, record_map, render_record
 from ..wheelfile import read_wheel
 from ..zipin import INFLATE_ERRORS, INFLATE_LIBRARY, MemberProblem, MemberStream, data_offset
@@ -157,6 +157,7 @@ class RepairSession:
                                    "did earlier in this call; not written (the first is kept)")
             raise RepairFailed(f"{name}: the output {final} would replace an input; nothing written "
                                "(write the repaired wheels to another directory, -w)")
+        stop_if_signalled()  # (no output takes its name once a stop was asked for)
         os.replace(tmp, final)
         self._written[key] = origin
 
