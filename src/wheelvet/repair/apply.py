@@ -279,7 +279,7 @@ def apply_plan(plan: RepairPlan, analysis: Analysis, out_dir: str, *, level: int
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, plan.out_name)
     own_session = session is None
-    session = session if session is not None else RepairSession()
+    session = session if session is not None else RepairSession(wheels=1)  # (this wheel only: nothing to share)
     tmp_out = work = None
     try:
         tmp_out = scratch.output_temporary(out_dir, plan.out_name)
@@ -689,7 +689,7 @@ def copy_atomically(path: str, out_dir: str, session: RepairSession | None = Non
     _make_output_dir(out_dir)
     final = os.path.join(out_dir, os.path.basename(path))
     own_session = session is None
-    session = session if session is not None else RepairSession()
+    session = session if session is not None else RepairSession(wheels=1)  # (this wheel only: nothing to share)
     tmp = None
     try:
         tmp = scratch.output_temporary(out_dir, os.path.basename(path))
