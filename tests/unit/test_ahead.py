@@ -143,5 +143,7 @@ def test_a_caller_that_stops_early_stops_the_work():
     for i, _ in ahead(range(10), work, depth=2):
         if i == 1:
             break
-    time.sleep(0.2)
-    assert len(started) <= 4  # (items 0-3 at most: 2 ahead of item 1, none after the stop)
+    # the worker ends (it does not wait for a caller that is gone), having
+    # started items 0-3 at most: two ahead of item 1, none after the stop
+    assert _wait_for(lambda: not [t for t in threading.enumerate() if t.name == "wheelvet-ahead" and t.is_alive()])
+    assert len(started) <= 4
