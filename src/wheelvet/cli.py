@@ -388,7 +388,6 @@ def _main(argv: Sequence[str] | None, environ: dict | None) -> int:
             raise
         print(printable(f"wheelvet: internal error ({type(exc).__name__}: {exc}); please report it (WHEELVET_DEBUG=1 shows the traceback)"), file=sys.stderr)
         return EXIT_INTERNAL
-    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover
