@@ -21,7 +21,7 @@ from typing import Mapping
 from ..audit import Analysis, AuditOptions, analyze
 from ..errors import RepairFailed, RepairRefused
 from ..wheelfile import read_wheel
-from .apply import RepairSession, Source, apply_plan, copy_atomically, plan_edits, read_sources
+from .apply import RepairSession, Source, apply_plan, copy_atomically, plan_edits, read_sources, reusable_sources
 from .patcher import Edit, NoPatcher, Patchelf, Patcher, find_patchelf, patcher_named
 from .plan import Graft, Patch, RepairOptions, RepairPlan, grafted_name, plan_repair
 from .sbom import OwnerLookup, build_sbom
@@ -69,8 +69,7 @@ def prepare_repair(path: str, options: RepairOptions, audit_options: AuditOption
     if analysis.audit.error is not None:
         raise RepairRefused(f"{analysis.audit.wheel}: {analysis.audit.error}")
     plan = plan_repair(analysis, options)
-    verified = analysis.contents is not None and analysis.contents.verified
-    return Prepared(analysis, plan, read_sources(plan, verified) if level < 0 and not dry_run else {})
+    return Prepared(analysis, plan, {} if dry_run else reusable_sources(plan, analysis, level))
 
 
 def repair_wheel(path: str, out_dir: str, options: RepairOptions, audit_options: AuditOptions, *, level: int = -1,

@@ -357,7 +357,7 @@ def _apply(plan: RepairPlan, analysis: Analysis, tmp_out: str, work: str, level:
         # the same edit is taken as it is.  (Written in TMPDIR: a failure
         # there names TMPDIR, not the output directory.)
         if sources is None:
-            sources = read_sources(plan, analysis.contents is not None and analysis.contents.verified) if level < 0 else {}
+            sources = reusable_sources(plan, analysis, level)
         try:
             pending = _prepare(plan, zf, work, stripped, patcher_key, session, changed, digests, new_facts, sources)
         except OSError as exc:
@@ -465,6 +465,14 @@ def read_sources(plan: RepairPlan, verified: bool = False) -> dict[str, Source]:
         else:
             found = [i and _source(zf, i, _recorded_sha256(record, i)) for i in infos]
     return {p.target: f for p, f in zip(plan.patches, found) if f is not None}
+
+
+def reusable_sources(plan: RepairPlan, analysis: Analysis, level: int) -> dict[str, Source]:
+    """:func:`read_sources` of ``plan`` where its blocks can be kept: at the
+    default level (one given outright deflates every new member anew)."""
+    if level >= 0:
+        return {}
+    return read_sources(plan, analysis.contents is not None and analysis.contents.verified)
 
 
 def _prepare(plan: RepairPlan, zf: zipfile.ZipFile, work: str, stripped: set, patcher_key: tuple,
@@ -705,4 +713,4 @@ def copy_atomically(path: str, out_dir: str, session: RepairSession | None = Non
     return final
 
 
-__all__ = ["RepairSession", "apply_plan", "copy_atomically", "plan_edits", "read_sources"]
+__all__ = ["RepairSession", "apply_plan", "copy_atomically", "plan_edits", "read_sources", "reusable_sources"]
