@@ -28,7 +28,23 @@ class RecordProblem(ValueError):
 
 def record_digest(data_hash) -> str:
     """RECORD's form of a digest: urlsafe base64 without padding."""
-    return base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
+    return record_form(data_hash.digest())
+
+
+def record_form(digest: bytes) -> str:
+    """RECORD's form of digest bytes (:func:`record_digest` of a hash object)."""
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def digest_from_record(value: str) -> bytes | None:
+    """The digest bytes of RECORD's urlsafe-base64 form (the inverse of
+    :func:`record_form`); characters outside the alphabet are skipped, as
+    base64 decoding does, so a caller checks the length; None where what is
+    left cannot be decoded."""
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:
+        return None
 
 
 def record_hash(data: bytes) -> str:
@@ -120,5 +136,5 @@ def inconsistencies(record: Mapping[str, tuple[str, str]], sizes: Mapping[str, i
     return problems
 
 
-__all__ = ["RECORD_ALGORITHMS", "RecordProblem", "check_record", "inconsistencies", "parse_record", "record_digest",
-           "record_hash", "record_hash_file", "record_map", "render_record", "unhashed"]
+__all__ = ["RECORD_ALGORITHMS", "RecordProblem", "check_record", "digest_from_record", "inconsistencies", "parse_record",
+           "record_digest", "record_form", "record_hash", "record_hash_file", "record_map", "render_record", "unhashed"]

@@ -17,7 +17,6 @@ byte for byte what repairing its wheel alone writes.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import filecmp
 import hashlib
@@ -34,7 +33,7 @@ from .. import reflate, scratch
 from ..audit import Analysis, AuditOptions, analyze
 from ..elf import ElfFacts, inspect_structure
 from ..errors import RepairFailed, WheelvetError, stop_if_signalled
-from ..records import inconsistencies, record_hash, record_map, render_record
+from ..records import digest_from_record, inconsistencies, record_form, record_hash, record_map, render_record
 from ..wheelfile import read_wheel
 from ..zipin import INFLATE_ERRORS, INFLATE_LIBRARY, MemberProblem, MemberStream, data_offset
 from ..zipout import DeflateCache, NewMember, RawMember, write_zip
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 def _record_row(m: NewMember) -> tuple[str, str]:
     """RECORD's hash and size of a new member (its ``sha256``, which the
     member carries: it is also its key in the session's DeflateCache)."""
-    return "sha256=" + base64.urlsafe_b64encode(m.sha256).rstrip(b"=").decode(), str(m.size)
+    return "sha256=" + record_form(m.sha256), str(m.size)
 
 
 def _sha256_file(path: str) -> bytes:
@@ -433,12 +432,8 @@ def _recorded_sha256(record: dict, info: zipfile.ZipInfo) -> bytes | None:
     entry = record.get(info.filename)
     if not entry or entry[1] != str(info.file_size) or not entry[0].startswith("sha256="):
         return None
-    value = entry[0][len("sha256="):]
-    try:
-        digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except ValueError:
-        return None
-    return digest if len(digest) == 32 else None
+    digest = digest_from_record(entry[0][len("sha256="):])
+    return digest if digest is not None and len(digest) == 32 else None
 
 
 def read_sources(plan: RepairPlan, verified: bool = False) -> dict[str, Source]:
